@@ -1,0 +1,29 @@
+"""lamp: event-sequence prediction with LLM abductive reasoning.
+
+>>> import lamp
+>>> result = lamp.run(dataset="icews14", abducers=["rules"], n_test_queries=50)   # doctest: +SKIP
+
+Heavy parts (torch models, LLM backends, sentence-transformers) load only when used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load_dataset", "run"]
+
+
+def run(**kwargs: Any) -> Any:
+    """Run the pipeline end to end; see :func:`lamp.pipeline.api.run` for the arguments."""
+    from lamp.pipeline.api import run as _run
+
+    return _run(**kwargs)
+
+
+def load_dataset(name_or_path: str, **kwargs: Any) -> Any:
+    """Load a dataset into an :class:`~lamp.data.eventlog.EventLog`; see :func:`lamp.data.load.load_dataset`."""
+    from lamp.data.load import load_dataset as _load
+
+    return _load(name_or_path, **kwargs)

@@ -1,0 +1,51 @@
+"""The ``lamp`` command: ``lamp run ...`` (the Hydra app), ``lamp data ...`` and ``lamp cache ...``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from lamp.errors import LampError
+
+USAGE = """usage: lamp <command> [...]
+
+commands:
+  run [overrides...]   run the pipeline (a Hydra app): lamp run dataset=icews18 task=object llm=openai
+  data ...             list, describe, validate and download datasets (lamp data --help)
+  cache ...            LLM cache statistics and clearing (lamp cache --help)
+"""
+
+
+def _subcommands() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lamp", description="lamp: event prediction with LLM abductive reasoning")
+    sub = parser.add_subparsers(dest="command", required=True)
+    from lamp.cli.data_cmd import add_data_parser
+
+    add_data_parser(sub)
+    from lamp.cli.cache_cmd import add_cache_parser
+
+    add_cache_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if argv[0] == "run":
+        from lamp.cli.run import run_hydra
+
+        return run_hydra(argv[1:])
+    try:
+        args = _subcommands().parse_args(argv)
+        return int(args.handler(args))
+    except LampError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Build a run's components from its typed config (or take ready instances from the Python API)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lamp.data.eventlog import EventLog
+from lamp.errors import ConfigError
+from lamp.pipeline.config import Component, PipelineConfig
+from lamp.tpp.base import BaseModel, CandidateTable
+from lamp.types import Abducer, Evidence
+
+logger = logging.getLogger(__name__)
+
+LLM_ABDUCERS = ("llm", "llm_rules")
+
+
+@dataclass
+class Components:
+    base_model: BaseModel
+    abducers: dict[str, Abducer]
+    abducer_configs: dict[str, Any]
+    retriever: Any
+    ablation_retrievers: dict[str, Any]
+    retriever_configs: dict[str, Any]
+    ranker_config: dict[str, Any] | None
+    llm_client: Any = None
+    llm_id: str | None = None
+    rank_outcomes: dict[str, Any] = field(default_factory=dict)
+
+    def uses_llm(self, abducer: str) -> bool:
+        return abducer in LLM_ABDUCERS and self.llm_client is not None
+
+    def llm_usage(self) -> dict[str, Any]:
+        if self.llm_client is None:
+            return {}
+        usage = self.llm_client.usage.to_dict()
+        usage["model"] = self.llm_id
+        return dict(usage)
+
+    def rank(self, log: EventLog, tables: dict[str, CandidateTable], evid: dict[str, Sequence[Evidence]], *,
+             seed: int, progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
+        """Train the ranker on the valid queries and return the test order and what it learned."""
+        from lamp.rank.stage import rank_top_m
+
+        params = dict(self.ranker_config or {})
+        outcome = rank_top_m(log, tables, evid, seed=seed, progress=progress, **params)
+        return outcome.order, dict(outcome.info)
+
+
+def _abducer_kwargs(comp: Component, client: Any) -> dict[str, Any]:
+    params = dict(comp.params)
+    if comp.name == "llm":
+        from lamp.abduce.llm_abducer import LLMAbducer
+
+        return {"_instance": LLMAbducer.from_config(client, params)}
+    if comp.name == "llm_rules":
+        from lamp.abduce.llm_abducer import LLMAbducer
+
+        params["llm"] = LLMAbducer.from_config(client, params.get("llm") or {})
+    return params
+
+
+def build_llm_client(llm: dict[str, Any]) -> Any:
+    from lamp.llm import build_client
+
+    settings = dict(llm)
+    kind = settings.pop("kind")
+    return build_client(kind, **settings)
+
+
+def build_components(cfg: PipelineConfig, log: EventLog, *, base_model: BaseModel | None = None,
+                     abducers: dict[str, Abducer] | None = None, llm_client: Any = None,
+                     retriever: Any = None) -> Components:
+    """Every component of ``cfg``; instances passed in replace the ones the config names."""
+    from lamp.abduce.base import build_abducer
+    from lamp.retrieval import build_retriever
+    from lamp.tpp.factory import build_base_model
+
+    model = base_model or build_base_model(cfg.base_model.name, **cfg.base_model.params)
+    needs_llm = any(a.name in LLM_ABDUCERS for a in cfg.abducers) and not abducers
+    client = llm_client
+    if needs_llm and client is None:
+        if cfg.llm is None:
+            raise ConfigError("abducer 'llm' needs an LLM, but llm=none. Fix: choose llm=local|openai|... "
+                              "or use abducer=rules.")
+        client = build_llm_client(cfg.llm)
+    built: dict[str, Abducer] = dict(abducers or {})
+    configs: dict[str, Any] = {name: type(a).__name__ for name, a in built.items()}
+    if not abducers:
+        for comp in cfg.abducers:
+            kwargs = _abducer_kwargs(comp, client)
+            built[comp.name] = kwargs.pop("_instance", None) or build_abducer(comp.name, **kwargs)
+            configs[comp.name] = comp.params
+    main_retriever = retriever or build_retriever(cfg.retriever.name, **cfg.retriever.params)
+    ablations = {a: build_retriever(a, **_ablation_params(cfg, a)) for a in cfg.ablations}
+    retriever_configs: dict[str, Any] = {"main": [cfg.retriever.name, cfg.retriever.params]}
+    retriever_configs.update({a: [a, _ablation_params(cfg, a)] for a in cfg.ablations})
+    llm_id = None
+    if client is not None:
+        backend = getattr(client, "backend", client)
+        llm_id = f"{getattr(backend, 'name', 'llm')}:{getattr(backend, 'model_id', '?')}"
+    ranker = None if cfg.ranker is None else dict(cfg.ranker.params)
+    return Components(model, built, configs, main_retriever, ablations, retriever_configs, ranker, client, llm_id)
+
+
+def _ablation_params(cfg: PipelineConfig, ablation: str) -> dict[str, Any]:
+    """Ablations share the main retriever's evidence size so they compare like with like."""
+    shared = {k: v for k, v in cfg.retriever.params.items() if k in ("top_k", "max_evidence", "max_pool", "window")}
+    if ablation == "effect_similarity":
+        shared.update({k: v for k, v in cfg.retriever.params.items() if k in ("model", "device", "batch_size")})
+    return shared

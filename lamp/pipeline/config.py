@@ -1,0 +1,60 @@
+"""Typed pipeline configuration (what the Hydra app and the Python API both build)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lamp.errors import ConfigError
+
+STAGES = ("data", "base", "abduce", "retrieve", "rank", "eval")
+ABLATIONS = ("random", "recent", "effect_similarity")
+
+
+@dataclass(frozen=True)
+class Component:
+    """A named component with its keyword arguments (e.g. a base model, a retriever)."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything a run needs. Defaults are the README's main job (ICEWS14, M=5, 200 test queries)."""
+
+    dataset: str = "icews14"
+    data_dir: str | None = None
+    dataset_format: str | None = None
+    task: str = "object"
+    directions: str = "object"
+    top_m: int = 5
+    n_test_queries: int | None = 200
+    n_valid_queries: int | None = 100
+    seed: int = 0
+    base_model: Component = field(default_factory=lambda: Component("recurrency"))
+    abducers: tuple[Component, ...] = (Component("llm"), Component("rules"))
+    # a conf/llm group as a plain dict (kind, backend options, budget, cache, prices); None = no LLM
+    llm: dict[str, Any] | None = field(default_factory=lambda: {"kind": "local", "packaged": "smollm2",
+                                                                "budget": {"max_calls": 300}})
+    retriever: Component = field(default_factory=lambda: Component("hybrid"))
+    ablations: tuple[str, ...] = ABLATIONS
+    ranker: Component | None = field(default_factory=lambda: Component("energy"))
+    stages: tuple[str, ...] = STAGES
+    artifacts_dir: str = "~/.cache/lamp/artifacts"
+    run_dir: str = "runs/latest"
+    progress: bool = True
+    n_explanations: int = 3
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad:
+            raise ConfigError(f"Invalid stages {bad}. Valid choices are: {', '.join(STAGES)}")
+        bad = [a for a in self.ablations if a not in ABLATIONS]
+        if bad:
+            raise ConfigError(f"Invalid ablations {bad}. Valid choices are: {', '.join(ABLATIONS)}")
+        if self.top_m < 1:
+            raise ConfigError(f"candidates.top_m must be >= 1, got {self.top_m}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
