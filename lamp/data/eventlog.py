@@ -80,6 +80,8 @@ class TimeSpec:
             if self.seconds_per_unit * self.granularity >= 86400:
                 return when.strftime("%Y-%m-%d")
             return when.strftime("%Y-%m-%d %H:%M")
+        if self.unit == "step":  # abstract time (e.g. EasyTPP): no minutes to speak of
+            return f"t={float(t):g}"
         minutes = float(t) * self.seconds_per_unit / 60.0
         if minutes >= 1440 and minutes % 1440 == 0:
             return f"day {int(minutes // 1440)}"
@@ -183,10 +185,8 @@ class EventLog:
         )
 
     def event(self, row: int) -> tuple[float, int, int, int]:
-        f = self.frame
         return (
-            float(f["time"].iat[row]), int(f["subject"].iat[row]),
-            int(f["relation"].iat[row]), int(f["object"].iat[row]),
+            float(self.times[row]), int(self.subjects[row]), int(self.rels[row]), int(self.objects[row]),
         )
 
     def iter_events(self, rows: Sequence[int]) -> Iterator[tuple[float, int, int, int]]:
@@ -295,7 +295,7 @@ def _check_columns(df: pd.DataFrame, path: str, n_ent: int, n_rel: int) -> None:
     bad = np.flatnonzero(~np.isfinite(t) | (t < 0))
     if bad.size:
         raise DataFormatError(
-            f"time value {t[bad[0]]!r} is not a finite non-negative number.", path=path,
+            f"time value {float(t[bad[0]])!r} is not a finite non-negative number.", path=path,
             line=_line_of(df, int(bad[0])), field="time", fix="correct or remove that event.",
         )
     for col, limit, allow_missing in (("subject", n_ent, False), ("relation", n_rel, False), ("object", n_ent, True)):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lamp.data.eventlog import SPLITS, EventLog, TimeSpec, build_event_log
-from lamp.errors import DataFormatError
 from lamp.data.textio import read_text_lines
+from lamp.errors import DataFormatError
 
 
 def _split_file(folder: Path, split: str, suffix: str = "") -> Path:
@@ -29,6 +32,7 @@ def read_vocab_file(path: Path, underscores: bool | None = None) -> list[str]:
 
     ``underscores``: replace ``_`` by a space (None = auto: when no name contains a space).
     """
+    pairs: list[tuple[str, Any, int | None]] = []
     if path.suffix == ".json":
         try:
             mapping = json.loads(path.read_text(encoding="utf-8"))
@@ -40,7 +44,6 @@ def read_vocab_file(path: Path, underscores: bool | None = None) -> list[str]:
             raise DataFormatError("expected a non-empty JSON object name -> id.", path=str(path))
         pairs = [(str(k), v, None) for k, v in items]
     else:
-        pairs = []
         for lineno, line in read_text_lines(path):
             parts = line.split("\t")
             if len(parts) < 2:
@@ -50,12 +53,17 @@ def read_vocab_file(path: Path, underscores: bool | None = None) -> list[str]:
         if not pairs:
             raise DataFormatError("the vocabulary file is empty.", path=str(path), fix="list one 'name<TAB>id' per line.")
     names: dict[int, str] = {}
-    for name, raw_id, lineno in pairs:
+    for name, raw_id, where in pairs:
         try:
+            if isinstance(raw_id, (bool, float)):
+                raise TypeError(raw_id)
             idx = int(raw_id)
         except (TypeError, ValueError) as exc:
-            raise DataFormatError(f"id {raw_id!r} is not an integer.", path=str(path), line=lineno, field="id",
+            raise DataFormatError(f"id {raw_id!r} is not an integer.", path=str(path), line=where, field="id",
                                   fix="use integer ids 0..n-1.") from exc
+        if idx in names:
+            raise DataFormatError(f"id {idx} is given twice ({names[idx]!r} and {name!r}).", path=str(path), line=where,
+                                  field="id", fix="give every name its own id.")
         names[idx] = name
     n = len(names)
     if set(names) != set(range(n)):
@@ -105,11 +113,18 @@ def _parse_int_table(path: Path, min_cols: int, max_cols: int) -> pd.DataFrame:
 def _fast_int_table(path: Path) -> pd.DataFrame | None:
     """The fast path: pandas' C parser; None when the file needs the careful parser for an error."""
     try:
-        df = pd.read_csv(path, sep="\t", header=None, dtype=np.int64, engine="c", encoding="utf-8",
-                         on_bad_lines="error")
+        raw = path.read_bytes()
+        # a non-integer token makes pandas warn before it raises; the careful parser explains it instead
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            df = pd.read_csv(io.BytesIO(raw), sep="\t", header=None, dtype=np.int64, engine="c", encoding="utf-8",
+                             on_bad_lines="error")
     except Exception:  # noqa: BLE001 - any failure falls back to the careful parser, which explains it
         return None
     if df.shape[1] not in (4, 5) or df.isna().to_numpy().any():
+        return None
+    # pandas skips blank lines; then row numbers are not line numbers, so let the careful parser count
+    if len(df) != raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1):
         return None
     out = pd.DataFrame({"subject": df[0], "relation": df[1], "object": df[2], "time": df[3].astype(np.float64)})
     out["_line"] = np.arange(1, len(out) + 1)

@@ -208,4 +208,10 @@ def _roots(log: EventLog, relation_roots: np.ndarray | None) -> np.ndarray:
         from lamp.data.cameo import attach_cameo
 
         roots = attach_cameo(log).meta["relation_root"]
-    return np.asarray(roots)
+    arr = np.asarray([-1 if r is None else r for r in roots], dtype=np.int64)
+    missing = np.flatnonzero(arr < 0)
+    if missing.size:
+        names = [log.relations.name(int(i)) for i in missing[:5]]
+        raise ConfigError(f"task 'predicate' needs a CAMEO root for every relation, but {missing.size} have none "
+                          f"(e.g. {names}). Fix: extend lamp.data.cameo.NAME_FIXES or pass relation_roots.")
+    return arr
