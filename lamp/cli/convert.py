@@ -32,6 +32,7 @@ def _extra_abducer(cfg: DictConfig, name: str) -> Component:
         raise ConfigError(f"Invalid extra_abducers entry: {name!r}. Valid choices are: {', '.join(valid)}")
     node = OmegaConf.load(path)
     merged = OmegaConf.merge(OmegaConf.create({"prompt": cfg.get("prompt")}), {"_a": node})
+    assert isinstance(merged, DictConfig)
     comp = _component(merged["_a"])
     assert comp is not None
     return comp

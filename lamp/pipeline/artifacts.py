@@ -67,7 +67,7 @@ class ArtifactStore:
 
 def save_arrays(path: Path, **arrays: np.ndarray) -> None:
     """Save arrays without pickle (object arrays are refused)."""
-    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
+    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,13 +43,13 @@ class Components:
         usage["model"] = self.llm_id
         return dict(usage)
 
-    def rank(self, log: EventLog, tables: dict[str, CandidateTable], evid: dict[str, Sequence[Evidence]], *,
+    def rank(self, log: EventLog, tables: dict[str, CandidateTable], evid: Mapping[str, Sequence[Evidence]], *,
              seed: int, progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
         """Train the ranker on the valid queries and return the test order and what it learned."""
         from lamp.rank.stage import rank_top_m
 
         params = dict(self.ranker_config or {})
-        outcome = rank_top_m(log, tables, evid, seed=seed, progress=progress, **params)
+        outcome = rank_top_m(log, tables, dict(evid), seed=seed, progress=progress, **params)
         return outcome.order, dict(outcome.info)
 
 
@@ -110,8 +110,19 @@ def build_components(cfg: PipelineConfig, log: EventLog, *, base_model: BaseMode
 
 
 def _ablation_params(cfg: PipelineConfig, ablation: str) -> dict[str, Any]:
-    """Ablations share the main retriever's evidence size so they compare like with like."""
-    shared = {k: v for k, v in cfg.retriever.params.items() if k in ("top_k", "max_evidence", "max_pool", "window")}
-    if ablation == "effect_similarity":
-        shared.update({k: v for k, v in cfg.retriever.params.items() if k in ("model", "device", "batch_size")})
-    return shared
+    """Ablations share the main retriever's evidence size (and embedding model) so they compare like
+    with like; only the options an ablation accepts are passed."""
+    import inspect
+
+    from lamp.retrieval import RETRIEVERS
+
+    module, cls = RETRIEVERS[ablation]
+    klass = getattr(__import__(module, fromlist=[cls]), cls)
+    accepted: set[str] = set()
+    for k in klass.__mro__:
+        init = k.__dict__.get("__init__")
+        if init is not None:
+            accepted |= {p.name for p in inspect.signature(init).parameters.values()
+                         if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    shared = ("top_k", "max_evidence", "max_pool", "window", "model", "device", "batch_size", "seed")
+    return {k: v for k, v in cfg.retriever.params.items() if k in shared and k in accepted}

@@ -120,8 +120,8 @@ def _rank_variants(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock,
     causes = {(r.query_id, r.candidate): list(r.causes) for r in results or []}
     ev_frame = evidence_to_frame(evid["test"], log, method, "test")
     ev_rows = {(e.query_id, e.candidate): e.event_indices.tolist() for e in evid["test"]}
-    common = {"abducer": abducer, "llm": llm, "retriever": retriever, "evidence": ev_frame, "causes": causes,
-              "evidence_rows": ev_rows}
+    common: dict[str, Any] = {"abducer": abducer, "llm": llm, "retriever": retriever, "evidence": ev_frame,
+                              "causes": causes, "evidence_rows": ev_rows}
     out = []
     if with_no_ranker or cfg.ranker is None or "rank" not in cfg.stages:
         order = no_ranker_order(tables["test"], evid["test"])

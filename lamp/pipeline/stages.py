@@ -51,12 +51,12 @@ def abduction_requests(log: EventLog, table: CandidateTable) -> list[AbductionRe
     f = q.frame
     out = []
     s_col, r_col, o_col = f["subject"].to_numpy(), f["relation"].to_numpy(), f["object"].to_numpy()
+    qid, times, ends = f["query_id"].to_numpy(), f["time"].to_numpy(), f["history_end"].to_numpy()
     for i in range(len(q)):
         for pos, cand in enumerate(table.candidates[i]):
             s, r, o = candidate_triple(q.task, int(s_col[i]), int(r_col[i]), int(o_col[i]), int(cand),
                                        q.num_relations, log.num_entities)
-            out.append(AbductionRequest(int(f["query_id"].iat[i]), int(cand), pos, s, r, o,
-                                        float(f["time"].iat[i]), int(f["history_end"].iat[i])))
+            out.append(AbductionRequest(int(qid[i]), int(cand), pos, s, r, o, float(times[i]), int(ends[i])))
     return out
 
 
@@ -79,15 +79,16 @@ def results_to_frames(results: Sequence[AbductionResult]) -> tuple[pd.DataFrame,
 
 def frames_to_results(causes: pd.DataFrame, stats: pd.DataFrame) -> list[AbductionResult]:
     grouped: dict[tuple[int, int], list[CauseEvent]] = {}
-    for row in causes.itertuples(index=False):
-        grouped.setdefault((int(row.query_id), int(row.candidate)), []).append(CauseEvent(
-            str(row.subject), str(row.relation), str(row.object), None if pd.isna(row.time) else float(row.time),
-            str(row.text), float(row.score), str(row.source), str(row.explanation),
-            None if int(row.event_index) < 0 else int(row.event_index),
-            int(row.subject_id), int(row.relation_id), int(row.object_id)))
-    return [AbductionResult(int(r.query_id), int(r.candidate), tuple(grouped.get((int(r.query_id), int(r.candidate)), ())),
-                            str(r.raw_text), int(r.parse_failures), int(r.dropped_future), str(r.error) or None)
-            for r in stats.itertuples(index=False)]
+    for c in causes.to_dict("records"):
+        grouped.setdefault((int(c["query_id"]), int(c["candidate"])), []).append(CauseEvent(
+            str(c["subject"]), str(c["relation"]), str(c["object"]), None if pd.isna(c["time"]) else float(c["time"]),
+            str(c["text"]), float(c["score"]), str(c["source"]), str(c["explanation"]),
+            None if int(c["event_index"]) < 0 else int(c["event_index"]),
+            int(c["subject_id"]), int(c["relation_id"]), int(c["object_id"])))
+    return [AbductionResult(int(r["query_id"]), int(r["candidate"]),
+                            tuple(grouped.get((int(r["query_id"]), int(r["candidate"])), ())), str(r["raw_text"]),
+                            int(r["parse_failures"]), int(r["dropped_future"]), str(r["error"]) or None)
+            for r in stats.to_dict("records")]
 
 
 def save_abduction(results: Sequence[AbductionResult], folder: Path) -> None:

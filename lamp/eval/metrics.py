@@ -1,0 +1,254 @@
+"""Metrics over a :class:`CandidateTable`, the rows of the results table and the predictions frame.
+
+What each metric conditions on:
+
+- ``mean_rank_top_m`` (the LAMP paper's metric): the mean 1-based position of the gold answer in the
+  top-M list, over the queries whose gold answer is in the base model's top-M (others are not
+  counted; ``n_gold_in_top_m`` says how many were). Positions are unfiltered: the list as a ranker sees it.
+- ``mrr_filtered`` / ``hits_at_k``: from ``gold_rank_filtered``, the gold's time-aware filtered rank
+  over the FULL candidate set (average tie rule), over all queries. After a ranker reorders the
+  top-M (:func:`apply_reorder`), a gold inside the top-M takes its new filtered position and every
+  other query keeps its base rank. For ``relation_object`` (factored candidates) a gold outside the
+  factored set has no rank (NaN); these metrics are then NaN and only the top-M metrics are reported.
+- Every mean gets a 95% interval from :mod:`lamp.eval.bootstrap` (resampling timestamps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lamp.errors import ConfigError
+from lamp.eval.bootstrap import CI_METHOD, PairedResult, bootstrap_ci, paired_bootstrap
+from lamp.tpp.base import TIE_RULE, CandidateTable
+
+HITS = (1, 3, 10)
+
+
+@dataclass(frozen=True)
+class TopMRank:
+    """The paper's metric: mean position of the gold among the top-M, and what it is conditioned on."""
+
+    value: float  # NaN when no gold answer is in the top-M
+    n_gold_in_top_m: int
+    n_queries: int
+
+
+def gold_positions(table: CandidateTable, m: int | None = None) -> np.ndarray:
+    """1-based position of the gold answer in the first ``m`` (default: all M) candidates; 0 if absent."""
+    m = table.top_m if m is None else m
+    if not 1 <= m <= table.top_m:
+        raise ConfigError(f"m must lie in 1..{table.top_m} (the table's top-M), got {m}; score with a larger top_m.")
+    pos = table.gold_position()
+    return np.where((pos >= 0) & (pos < m), pos + 1, 0)
+
+
+def mean_rank_top_m(table: CandidateTable, m: int | None = None) -> TopMRank:
+    """Mean 1-based position of the gold among the top-``m`` over queries whose gold is there."""
+    pos = gold_positions(table, m)
+    hit = pos > 0
+    value = float(pos[hit].mean()) if hit.any() else float("nan")
+    return TopMRank(value, int(hit.sum()), len(pos))
+
+
+def mrr(ranks: np.ndarray) -> float:
+    """Mean reciprocal rank; NaN if any rank is undefined (NaN) or there are none."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    return float(np.mean(1.0 / ranks)) if ranks.size and not np.isnan(ranks).any() else float("nan")
+
+
+def hits_at(ranks: np.ndarray, k: int) -> float:
+    """Share of queries with rank <= k; NaN if any rank is undefined or there are none."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    return float(np.mean(ranks <= k)) if ranks.size and not np.isnan(ranks).any() else float("nan")
+
+
+def ranking_metrics(ranks: np.ndarray) -> dict[str, float]:
+    """``mrr_filtered`` and ``hits_at_{1,3,10}`` of (filtered) ranks."""
+    return {"mrr_filtered": mrr(ranks), **{f"hits_at_{k}": hits_at(ranks, k) for k in HITS}}
+
+
+def apply_reorder(table: CandidateTable, order: np.ndarray, method: str | None = None, *,
+                  scores: np.ndarray | None = None) -> CandidateTable:
+    """Reorder each query's top-M by ``order`` ([Q, M], a permutation of positions 0..M-1 per row, best first).
+
+    A gold answer inside the top-M gets filtered rank ``1 + (its new 0-based position) - (other true
+    answers placed before it)``; every other query keeps its base rank (the rest keep the base order).
+    ``scores`` ([Q, M], in the new order) replaces the base scores, e.g. with the ranker's scores.
+    """
+    order = np.asarray(order)
+    shape = table.candidates.shape
+    if order.shape != shape:
+        raise ConfigError(f"order has shape {order.shape}, expected {shape} (one permutation of 0..M-1 per query).")
+    if order.size and not (np.sort(order, axis=1) == np.arange(shape[1])).all():
+        raise ConfigError("each row of order must be a permutation of positions 0..M-1 (no repeats, no gaps).")
+    order = order.astype(np.int64)
+    cands = np.take_along_axis(table.candidates, order, axis=1)
+    new_scores = np.take_along_axis(table.scores, order, axis=1) if scores is None else np.asarray(scores, np.float32)
+    if new_scores.shape != shape:
+        raise ConfigError(f"scores has shape {new_scores.shape}, expected {shape}.")
+    q = table.queries
+    target = q.frame["target"].to_numpy().astype(np.int64)
+    n_cand = max(int(q.num_candidates), int(cands.max(initial=0)) + 1)
+    owner, flat = _filter_cells(q)
+    true_keys = np.sort(owner * n_cand + q.filter_ids[flat])
+    cell_keys = np.arange(shape[0])[:, None] * n_cand + cands
+    idx = np.minimum(np.searchsorted(true_keys, cell_keys), max(len(true_keys) - 1, 0))
+    is_true = (true_keys[idx] == cell_keys) if len(true_keys) else np.zeros(shape, dtype=bool)
+    is_gold = cands == target[:, None]
+    other_true = is_true & ~is_gold
+    has_gold = is_gold.any(axis=1)
+    new_pos = is_gold.argmax(axis=1)
+    before = np.cumsum(other_true, axis=1) - other_true  # other true answers strictly before each cell
+    filtered_pos = new_pos - before[np.arange(shape[0]), new_pos]
+    ranks = np.where(has_gold, 1.0 + filtered_pos, table.gold_rank_filtered)
+    return replace(table, method=method or table.method, candidates=cands, scores=new_scores, gold_rank_filtered=ranks)
+
+
+def _filter_cells(q: Any) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.diff(q.filter_ptr)
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    return owner, np.arange(int(q.filter_ptr[-1]))
+
+
+def average_precision_at_k(ranked: Sequence[int] | np.ndarray, relevant: Sequence[int] | np.ndarray, k: int) -> float:
+    """AP@k (ml_metrics ``apk``): sum of precision@i at each relevant hit i <= k, / min(|relevant|, k)."""
+    rel = set(np.asarray(relevant).tolist())
+    hits, score, seen = 0, 0.0, set()
+    for i, c in enumerate(np.asarray(ranked)[:k].tolist()):
+        if c in rel and c not in seen:
+            hits += 1
+            score += hits / (i + 1.0)
+        seen.add(c)
+    return score / min(len(rel), k) if rel else 0.0
+
+
+def average_recall_at_k(ranked: Sequence[int] | np.ndarray, relevant: Sequence[int] | np.ndarray, k: int) -> float:
+    """AR@k (recmetrics ``_ark``): as AP@k but divided by |relevant|."""
+    n_rel = len(set(np.asarray(relevant).tolist()))
+    return average_precision_at_k(ranked, relevant, k) * min(n_rel, k) / n_rel if n_rel else 0.0
+
+
+def map_at_k(table: CandidateTable, k: int, relevant: Sequence[np.ndarray] | None = None) -> float:
+    """Mean AP@k over queries; ``relevant`` per query defaults to the gold answer alone."""
+    rel = relevant if relevant is not None else table.queries.frame["target"].to_numpy()[:, None]
+    return float(np.mean([average_precision_at_k(c, r, k) for c, r in zip(table.candidates, rel, strict=True)]))
+
+
+def mar_at_k(table: CandidateTable, k: int, relevant: Sequence[np.ndarray] | None = None) -> float:
+    """Mean AR@k over queries; ``relevant`` per query defaults to the gold answer alone."""
+    rel = relevant if relevant is not None else table.queries.frame["target"].to_numpy()[:, None]
+    return float(np.mean([average_recall_at_k(c, r, k) for c, r in zip(table.candidates, rel, strict=True)]))
+
+
+def accuracy(table: CandidateTable) -> float:
+    """Top-1 accuracy (type prediction): share of queries whose first candidate is the gold answer."""
+    return float(np.mean(table.candidates[:, 0] == table.queries.frame["target"].to_numpy())) if len(table.queries) else float("nan")
+
+
+def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
+    """Root mean squared error (time prediction), in the data's time units."""
+    p, a = np.asarray(predicted, dtype=np.float64), np.asarray(actual, dtype=np.float64)
+    if p.shape != a.shape:
+        raise ConfigError(f"predicted {p.shape} and actual {a.shape} times must have the same shape.")
+    return float(np.sqrt(np.mean((p - a) ** 2))) if p.size else float("nan")
+
+
+def per_query_values(table: CandidateTable) -> dict[str, np.ndarray]:
+    """Per query: ``rr`` (1 / filtered rank), ``hits_at_k`` indicators, ``top_m_rank`` (NaN if absent), ``time``."""
+    ranks = table.gold_rank_filtered.astype(np.float64)
+    pos = gold_positions(table).astype(np.float64)
+    out = {"rr": 1.0 / ranks, "top_m_rank": np.where(pos > 0, pos, np.nan),
+           "time": table.queries.frame["time"].to_numpy()}
+    out.update({f"hits_at_{k}": np.where(np.isnan(ranks), np.nan, (ranks <= k).astype(np.float64)) for k in HITS})
+    return out
+
+
+def paired_difference(table_a: CandidateTable, table_b: CandidateTable, metric: str = "mrr_filtered", *,
+                      n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> PairedResult:
+    """Paired bootstrap (grouped by timestamp) of ``metric(a) - metric(b)`` over the same queries.
+
+    ``metric``: mrr_filtered, hits_at_1/3/10 or mean_rank_top_m (over queries with the gold in both top-Ms).
+    """
+    ids_a, ids_b = table_a.queries.frame["query_id"].to_numpy(), table_b.queries.frame["query_id"].to_numpy()
+    if not np.array_equal(ids_a, ids_b):
+        raise ConfigError("the two tables hold different queries; compare methods scored on the same QuerySet.")
+    key = {"mrr_filtered": "rr", "mean_rank_top_m": "top_m_rank", **{f"hits_at_{k}": f"hits_at_{k}" for k in HITS}}
+    if metric not in key:
+        raise ConfigError(f"Unknown metric {metric!r}. Valid choices are: {', '.join(key)}")
+    va, vb = per_query_values(table_a), per_query_values(table_b)
+    return paired_bootstrap(va[key[metric]], vb[key[metric]], va["time"], n_boot=n_boot, seed=seed, level=level)
+
+
+def metrics_rows(table: CandidateTable, *, dataset: str, task: str, split: str, method: str,
+                 extra: dict[str, Any] | None = None, n_boot: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> list[dict[str, Any]]:
+    """One row per direction present (object, subject) plus ``both``, with 95% bootstrap intervals."""
+    values = per_query_values(table)
+    directions = table.queries.frame["direction"].to_numpy()
+    rows = []
+    for direction in [*sorted(set(directions.tolist())), "both"]:
+        mask = np.ones(len(directions), dtype=bool) if direction == "both" else directions == direction
+        v = {k: a[mask] for k, a in values.items()}
+        ranks = table.gold_rank_filtered[mask]
+        top = mean_rank_top_m_values(v["top_m_rank"])
+        row: dict[str, Any] = {"method": method, "dataset": dataset, "task": task, "direction": direction,
+                               "split": split, "top_m": table.top_m, "n_queries": int(mask.sum()),
+                               "n_gold_in_top_m": top[1], "n_gold_ranked": int((~np.isnan(ranks)).sum()),
+                               "mean_rank_top_m": top[0], **ranking_metrics(ranks)}
+        for name, per_query in (("mean_rank_top_m", v["top_m_rank"]), ("mrr_filtered", v["rr"]),
+                                *((f"hits_at_{k}", v[f"hits_at_{k}"]) for k in HITS)):
+            defined = not np.isnan(row[name])
+            low, high = bootstrap_ci(per_query, v["time"], n_boot=n_boot, seed=seed, level=level) if defined \
+                else (float("nan"), float("nan"))
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = low, high
+        row.update({"tie_rule": TIE_RULE, "ci_method": CI_METHOD, "ci_level": level, "n_boot": n_boot, "seed": seed})
+        row.update(extra or {})
+        rows.append(row)
+    return rows
+
+
+def mean_rank_top_m_values(top_m_rank: np.ndarray) -> tuple[float, int]:
+    """(mean, count) of the defined entries of a per-query ``top_m_rank`` array."""
+    hit = ~np.isnan(top_m_rank)
+    return (float(top_m_rank[hit].mean()) if hit.any() else float("nan")), int(hit.sum())
+
+
+PREDICTION_COLUMNS = ("query_id", "method", "candidate", "score", "rank", "is_gold", "gold_rank_filtered",
+                      "direction", "time", "target")
+
+
+def predictions_frame(table: CandidateTable) -> pd.DataFrame:
+    """The predictions table (``predictions.parquet``): one row per (query, top-M candidate).
+
+    ``rank`` is the candidate's 1-based position; ``gold_rank_filtered`` and ``target`` repeat per query,
+    so every metric of :func:`metrics_rows` can be recomputed from it (:func:`metrics_from_predictions`).
+    """
+    f = table.queries.frame
+    n, m = table.candidates.shape
+    target = f["target"].to_numpy()
+    return pd.DataFrame({
+        "query_id": np.repeat(f["query_id"].to_numpy(), m), "method": table.method,
+        "candidate": table.candidates.reshape(-1), "score": table.scores.reshape(-1),
+        "rank": np.tile(np.arange(1, m + 1, dtype=np.int64), n),
+        "is_gold": (table.candidates == target[:, None]).reshape(-1),
+        "gold_rank_filtered": np.repeat(table.gold_rank_filtered, m), "direction": np.repeat(f["direction"].to_numpy(), m),
+        "time": np.repeat(f["time"].to_numpy(), m), "target": np.repeat(target, m),
+    }, columns=list(PREDICTION_COLUMNS))
+
+
+def metrics_from_predictions(frame: pd.DataFrame, m: int | None = None) -> dict[str, float | int]:
+    """Recompute the point metrics of one method (and one direction, if filtered) from :func:`predictions_frame`."""
+    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"the predictions frame lacks columns {missing}; build it with predictions_frame().")
+    if frame["method"].nunique() > 1:
+        raise ConfigError("the predictions frame holds several methods; select one (frame[frame.method == ...]).")
+    per_query = frame.groupby("query_id", sort=False)["gold_rank_filtered"].first().to_numpy()
+    gold = frame[frame["is_gold"] & (frame["rank"] <= (m or int(frame["rank"].max() if len(frame) else 0)))]
+    return {"n_queries": len(per_query), "n_gold_in_top_m": len(gold),
+            "mean_rank_top_m": float(gold["rank"].mean()) if len(gold) else float("nan"), **ranking_metrics(per_query)}

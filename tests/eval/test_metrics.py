@@ -1,0 +1,139 @@
+"""Metrics on hand-computed candidate tables (with ties), reordering, rows and the predictions frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lamp.data.eventlog import TimeSpec, build_event_log
+from lamp.data.queries import QuerySet, make_queries
+from lamp.errors import ConfigError
+from lamp.eval.metrics import (
+    accuracy,
+    apply_reorder,
+    average_precision_at_k,
+    average_recall_at_k,
+    map_at_k,
+    mar_at_k,
+    mean_rank_top_m,
+    metrics_from_predictions,
+    metrics_rows,
+    paired_difference,
+    predictions_frame,
+    ranking_metrics,
+    rmse,
+)
+from lamp.tpp.base import CandidateTable
+from lamp.tpp.frequency import FrequencyBaseline
+
+
+def hand_table() -> CandidateTable:
+    """4 queries, M = 3, 10 candidates. q0's other true answer 5 sits above its gold in the top-M."""
+    frame = pd.DataFrame({
+        "query_id": [0, 1, 2, 3], "event_index": [0, 1, 2, 3], "time": [1.0, 1.0, 2.0, 2.0],
+        "subject": [0, 1, 2, 3], "relation": [0, 0, 1, 1], "object": -1,
+        "direction": ["object", "object", "subject", "subject"], "target": [2, 9, 0, 3], "history_end": 0,
+    })
+    filters = [[2, 5], [9], [0], [3]]
+    ptr = np.concatenate([[0], np.cumsum([len(f) for f in filters])])
+    q = QuerySet("object", "test", frame, 10, 2, ptr, np.concatenate(filters))
+    cands = np.array([[5, 2, 7], [1, 3, 4], [0, 8, 6], [4, 6, 3]])
+    scores = np.array([[3, 2, 1], [3, 2, 1], [3, 2, 1], [3, 3, 1]], dtype=np.float32)
+    # base ranks: q0 1 (5 is filtered), q1 12.5 (gold tied outside the top-M), q2 1, q3 3.5 (a tie)
+    return CandidateTable("base:hand", q, 3, cands, scores, np.array([1.0, 12.5, 1.0, 3.5]))
+
+
+def test_mean_rank_top_m_hand() -> None:
+    t = hand_table()
+    res = mean_rank_top_m(t)
+    assert (res.value, res.n_gold_in_top_m, res.n_queries) == (2.0, 3, 4)  # positions 2, 1, 3
+    res2 = mean_rank_top_m(t, 2)
+    assert (res2.value, res2.n_gold_in_top_m) == (1.5, 2)
+    with pytest.raises(ConfigError):
+        mean_rank_top_m(t, 4)
+
+
+def test_filtered_mrr_and_hits_hand() -> None:
+    m = ranking_metrics(hand_table().gold_rank_filtered)
+    assert m["mrr_filtered"] == pytest.approx((1 + 1 / 12.5 + 1 + 1 / 3.5) / 4)
+    assert (m["hits_at_1"], m["hits_at_3"], m["hits_at_10"]) == (0.5, 0.5, 0.75)
+    assert np.isnan(ranking_metrics(np.array([1.0, np.nan]))["mrr_filtered"])
+
+
+def test_apply_reorder_hand() -> None:
+    t = hand_table()
+    same = apply_reorder(t, np.tile(np.arange(3), (4, 1)))
+    np.testing.assert_array_equal(same.gold_rank_filtered, [1.0, 12.5, 1.0, 3.0])  # q3's tie is now broken
+    order = np.array([[2, 0, 1], [2, 1, 0], [1, 0, 2], [2, 1, 0]])
+    new = apply_reorder(t, order, "lamp[x]")
+    assert new.method == "lamp[x]"
+    np.testing.assert_array_equal(new.candidates, [[7, 5, 2], [4, 3, 1], [8, 0, 6], [3, 6, 4]])
+    # q0: gold third, the true answer 5 before it does not count -> 2; q1 keeps 12.5; q2 -> 2; q3 -> 1
+    np.testing.assert_array_equal(new.gold_rank_filtered, [2.0, 12.5, 2.0, 1.0])
+    np.testing.assert_array_equal(new.scores[0], [1, 3, 2])
+    with pytest.raises(ConfigError, match="permutation"):
+        apply_reorder(t, np.array([[0, 0, 1]] * 4))
+    with pytest.raises(ConfigError, match="shape"):
+        apply_reorder(t, np.zeros((4, 2), dtype=int))
+
+
+def test_map_mar_accuracy_rmse_hand() -> None:
+    t = hand_table()
+    assert map_at_k(t, 3) == pytest.approx((1 / 2 + 0 + 1 + 1 / 3) / 4)
+    assert mar_at_k(t, 3) == pytest.approx((1 / 2 + 0 + 1 + 1 / 3) / 4)  # one relevant item: AR = AP
+    assert average_precision_at_k([1, 2, 3], [2, 3, 9], 3) == pytest.approx((1 / 2 + 2 / 3) / 3)
+    assert average_precision_at_k([1, 2, 3], [2, 3, 9], 2) == pytest.approx((1 / 2) / 2)
+    assert average_recall_at_k([1, 2, 3], [2, 3, 9], 2) == pytest.approx((1 / 2) / 3)
+    assert accuracy(t) == 0.25
+    assert rmse(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0])) == pytest.approx(np.sqrt(4 / 3))
+
+
+def test_metrics_rows_per_direction() -> None:
+    rows = metrics_rows(hand_table(), dataset="d", task="object", split="test", method="base:hand",
+                        extra={"wall_time_s": 1.0})
+    by = {r["direction"]: r for r in rows}
+    assert set(by) == {"object", "subject", "both"}
+    assert by["object"]["n_queries"] == 2 and by["object"]["n_gold_in_top_m"] == 1
+    assert by["object"]["mean_rank_top_m"] == 2.0 and by["subject"]["mean_rank_top_m"] == 2.0
+    assert by["subject"]["mrr_filtered"] == pytest.approx((1 + 1 / 3.5) / 2)
+    for r in rows:
+        assert r["tie_rule"] == "average" and r["wall_time_s"] == 1.0 and r["top_m"] == 3
+        for name in ("mean_rank_top_m", "mrr_filtered", "hits_at_1", "hits_at_3", "hits_at_10"):
+            assert r[f"{name}_ci_low"] <= r[name] + 1e-12 <= r[f"{name}_ci_high"] + 2e-12
+
+
+def small_table() -> CandidateTable:
+    rng = np.random.default_rng(0)
+    t = np.repeat(np.arange(12.0), 10)
+    frame = pd.DataFrame({"time": t, "subject": rng.integers(0, 4, t.size), "relation": rng.integers(0, 2, t.size),
+                          "object": rng.integers(0, 9, t.size)}).drop_duplicates(["time", "subject", "relation", "object"])
+    parts = {"train": frame[frame.time < 6], "valid": frame[(frame.time >= 6) & (frame.time < 8)],
+             "test": frame[frame.time >= 8]}
+    log = build_event_log("small", parts, [f"e{i}" for i in range(9)], ["r0", "r1"], TimeSpec("day", 86400.0, None))
+    return FrequencyBaseline().score(log, make_queries(log, "object", "test"), 4)
+
+
+def test_predictions_frame_recomputes_every_metric() -> None:
+    table = small_table()
+    frame = predictions_frame(table)
+    assert list(frame.columns[:9]) == ["query_id", "method", "candidate", "score", "rank", "is_gold",
+                                       "gold_rank_filtered", "direction", "time"]
+    assert len(frame) == len(table.queries) * 4
+    rows = {r["direction"]: r for r in metrics_rows(table, dataset="s", task="object", split="test", method="m")}
+    for direction, row in rows.items():
+        part = frame if direction == "both" else frame[frame["direction"] == direction]
+        again = metrics_from_predictions(part)
+        for key in ("n_queries", "n_gold_in_top_m", "mean_rank_top_m", "mrr_filtered", "hits_at_1", "hits_at_10"):
+            assert again[key] == pytest.approx(row[key], nan_ok=True), key
+    assert metrics_from_predictions(frame, 2)["mean_rank_top_m"] == pytest.approx(mean_rank_top_m(table, 2).value)
+
+
+def test_paired_difference_on_tables() -> None:
+    table = small_table()
+    res = paired_difference(table, table)
+    assert res.diff == 0.0 and res.p_value == 1.0
+    better = apply_reorder(table, np.tile(np.arange(4), (len(table.queries), 1)), "same")
+    assert paired_difference(better, table, "hits_at_1").n_queries == len(table.queries)
+    with pytest.raises(ConfigError, match="Unknown metric"):
+        paired_difference(table, table, "auc")

@@ -1,0 +1,80 @@
+"""Smoke runs of the README's main job on a handful of queries: real data, the real local LLM,
+the real embedding model, the rules abducer, the ranker; then a rerun that pays for nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lamp.cli.main import main
+
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def _module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lamp-cache")
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(_module_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # artifacts and the LLM cache live under LAMP_CACHE_DIR, shared by this module's runs so the
+    # LLM run reuses the base model, mined rules and ablations of the rules-only run
+    monkeypatch.setenv("LAMP_CACHE_DIR", str(_module_cache))
+
+
+def _run(tmp_path: Path, name: str, *overrides: str) -> Path:
+    run_dir = tmp_path / name
+    code = main(["run", "experiment=smoke", f"hydra.run.dir={run_dir}", *overrides])
+    assert code == 0
+    return run_dir
+
+
+def _methods(run_dir: Path) -> set[str]:
+    return {r["method"] for r in json.loads((run_dir / "metrics.json").read_text())}
+
+
+def test_rules_only_pipeline_writes_every_output(data_dir: Path, tmp_path: Path) -> None:
+    run_dir = _run(tmp_path, "rules", "llm=none", "retriever=fuzzy")
+    for name in ("metrics.json", "predictions.parquet", "evidence.parquet", "llm_usage.json", "timings.json", "report.md"):
+        assert (run_dir / name).is_file(), name
+    assert _methods(run_dir) >= {"base:recurrency", "lamp[rules]", "lamp[rules,no_ranker]", "ablation:random",
+                                 "ablation:recent", "ablation:effect_similarity"}
+    rows = json.loads((run_dir / "metrics.json").read_text())
+    assert all(r["n_queries"] > 0 and r["tie_rule"] == "average" for r in rows)
+    evidence = pd.read_parquet(run_dir / "evidence.parquet")
+    assert len(evidence) > 0
+    assert (evidence["event_time"] < evidence["query_time"]).all()  # nothing at or after the query time
+    preds = pd.read_parquet(run_dir / "predictions.parquet")
+    assert set(preds["method"]) == _methods(run_dir)
+
+
+@pytest.mark.real_llm
+def test_main_job_smoke_with_local_llm_then_free_rerun(data_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (bash .ci/setup builds it)")
+    first = _run(tmp_path, "first", "abducer.mode=batched")
+    assert {"lamp[llm]", "lamp[rules]", "base:recurrency"} <= _methods(first)
+    usage = json.loads((first / "llm_usage.json").read_text())
+    assert usage["calls"] > 0 and usage["calls"] <= 40
+    second = _run(tmp_path, "second", "abducer.mode=batched")
+    usage2 = json.loads((second / "llm_usage.json").read_text())
+    assert usage2["calls"] == 0  # every stage and every LLM call reused
+    timings = json.loads((second / "timings.json").read_text())
+    assert all(t["skipped"] for t in timings if t["stage"].startswith(("base", "abduce", "retrieve", "rank")))
+    assert json.loads((first / "metrics.json").read_text()) == json.loads((second / "metrics.json").read_text())
+
+
+def test_python_api_without_hydra(data_dir: Path, tmp_path: Path, _module_cache: Path) -> None:
+    import lamp
+
+    result = lamp.run(dataset="icews14", abducers=[], retriever="fuzzy", ablations=["recent"], top_m=3,
+                      n_test_queries=6, n_valid_queries=9, ranker={"name": "energy", "epochs": 2},
+                      run_dir=str(tmp_path / "api"), artifacts_dir=str(_module_cache / "artifacts"))
+    methods = {r["method"] for r in result.metrics}
+    assert methods == {"base:recurrency", "ablation:recent"}
+    both = [r for r in result.metrics if r["direction"] == "both"]
+    assert all(r["n_queries"] == 6 and r["split"] == "test" and r["top_m"] == 3 for r in both)
+    assert (tmp_path / "api" / "report.md").read_text().startswith("# lamp run: icews14")
