@@ -92,6 +92,10 @@ class Retriever(Protocol):
         self, log: EventLog, request: AbductionRequest, causes: Sequence[CauseEvent]
     ) -> Evidence: ...
 
+    def retrieve_many(
+        self, log: EventLog, requests: Sequence[AbductionRequest], causes_list: Sequence[Sequence[CauseEvent]]
+    ) -> list[Evidence]: ...
+
 
 @dataclass(frozen=True)
 class StageTiming:

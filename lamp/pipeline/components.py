@@ -124,5 +124,7 @@ def _ablation_params(cfg: PipelineConfig, ablation: str) -> dict[str, Any]:
         if init is not None:
             accepted |= {p.name for p in inspect.signature(init).parameters.values()
                          if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    shared = ("top_k", "max_evidence", "max_pool", "window", "model", "device", "batch_size", "seed")
+    # effect_similarity asks one query per candidate, so it keeps its own top_k (= max_evidence)
+    shared = ("max_evidence", "max_pool", "window", "model", "device", "batch_size", "seed") + \
+        (() if ablation == "effect_similarity" else ("top_k",))
     return {k: v for k, v in cfg.retriever.params.items() if k in shared and k in accepted}

@@ -1,1 +1,33 @@
-"""lamp.rank"""
+"""Ranking: an energy model over (evidence, candidate) reorders the base model's top-M.
+
+>>> from lamp.rank import EnergyRanker, build_examples, split_by_time, reorder
+>>> examples = build_examples(log, valid_table, valid_evidence)            # doctest: +SKIP
+>>> train, stop = split_by_time(examples)                                   # doctest: +SKIP
+>>> ranker = EnergyRanker(log.num_entities, log.num_relations)              # doctest: +SKIP
+>>> ranker.fit(train, stop, epochs=30, patience=5, seed=0)                  # doctest: +SKIP
+
+torch is imported only when :class:`EnergyRanker` or :func:`rank_top_m` is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from lamp.rank.examples import RankExample, build_examples, shuffle_evidence, split_by_time
+
+_LAZY = {
+    "EnergyRanker": "lamp.rank.ranker", "reorder": "lamp.rank.ranker", "select_weight": "lamp.rank.ranker",
+    "gold_ranks": "lamp.rank.ranker", "final_scores": "lamp.rank.ranker",
+    "rank_top_m": "lamp.rank.stage", "RankOutcome": "lamp.rank.stage",
+}
+RANKERS = ("energy", "none")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lamp.rank' has no attribute {name!r}")
+
+
+__all__ = ["RANKERS", "RankExample", "build_examples", "shuffle_evidence", "split_by_time", *_LAZY]

@@ -1,0 +1,88 @@
+"""The ranking stage in one call: train on the valid queries (split by time), reorder the test top-M.
+
+>>> out = rank_top_m(log, {"valid": valid_table, "test": test_table},
+...                  {"valid": valid_evidence, "test": test_evidence}, seed=0)     # doctest: +SKIP
+>>> out.order          # [test queries, M] positions in the base top-M, best first   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lamp.data.eventlog import EventLog
+from lamp.errors import ConfigError
+from lamp.rank.examples import RankExample, build_examples, split_by_time
+from lamp.rank.ranker import EnergyRanker, gold_ranks, reorder, select_weight
+from lamp.tpp.base import CandidateTable
+from lamp.types import Evidence
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RankOutcome:
+    """Both orderings of the test top-M and what the stage learned (``info`` is JSON-serialisable)."""
+
+    order: np.ndarray  # [Q, M] by -energy + w * base_score, w chosen on the stop part (0 if not combining)
+    order_energy_only: np.ndarray  # [Q, M] by -energy alone
+    energies: np.ndarray  # [Q, M]
+    info: dict[str, Any]
+    ranker: EnergyRanker | None
+
+
+def _mean_rank(examples: Sequence[RankExample], energies: np.ndarray) -> float | None:
+    keep = [i for i, e in enumerate(examples) if e.gold >= 0]
+    if not keep:
+        return None
+    return float(gold_ranks(energies[keep], np.array([examples[i].gold for i in keep])).mean())
+
+
+def rank_top_m(log: EventLog, tables: dict[str, CandidateTable], evidences: dict[str, Sequence[Evidence]], *,
+               seed: int = 0, progress: bool = False, epochs: int = 30, patience: int = 5,
+               train_fraction: float = 2 / 3, combine_base: bool = True, **hparams: Any) -> RankOutcome:
+    """Fit an :class:`EnergyRanker` on the valid queries and reorder the test queries.
+
+    The valid examples are divided by time: the first ``train_fraction`` trains, the rest early-stops
+    and chooses ``w`` (when ``combine_base``). The test examples are only scored. When no training
+    example has its gold in the top-M the base order is kept (``info["fallback"]`` says why).
+    """
+    valid = build_examples(log, tables["valid"], evidences["valid"])
+    test = build_examples(log, tables["test"], evidences["test"])
+    train, stop = split_by_time(valid, train_fraction)
+    m = tables["test"].candidates.shape[1]
+    identity = np.broadcast_to(np.arange(m), (len(test), m)).copy()
+    info: dict[str, Any] = {"valid_examples": len(valid), "train_part": len(train), "stop_part": len(stop),
+                            "test_examples": len(test), "combine_base": combine_base}
+    if not any(e.gold >= 0 for e in train):
+        logger.warning("ranker: none of the %d training examples has its gold in the top-%d; keeping the base order",
+                       len(train), m)
+        info["fallback"] = "no training example with its gold in the top-M; base order kept"
+        return RankOutcome(identity, identity, np.zeros((len(test), m), np.float32), info, None)
+    hparams.pop("name", None)  # a conf/ranker file's name key
+    try:
+        ranker = EnergyRanker(log.num_entities, log.num_relations, **hparams)
+    except TypeError as exc:
+        raise ConfigError(f"ranker 'energy' got invalid arguments {sorted(hparams)}: {exc}. Fix: see "
+                          "conf/ranker/energy.yaml for its options.") from exc
+    start = time.perf_counter()
+    report = ranker.fit(train, stop, epochs=epochs, patience=patience, seed=seed, progress=progress)
+    info["train_seconds"] = time.perf_counter() - start
+    stop_energy = ranker.score(stop)
+    weight, table = select_weight(stop, stop_energy) if combine_base else (0.0, {})
+    ranker.weight = weight
+    base_energy = np.broadcast_to(np.arange(m, dtype=np.float32), (len(stop), m))  # base order as energy
+    info.update({k: report[k] for k in ("best_epoch", "epochs_run", "skipped_train", "skipped_valid", "curve")})
+    info.update({"train_used": report["train_examples"], "stop_used": report["valid_examples"]})
+    info.update({"weight": weight, "weight_grid": {str(k): v for k, v in table.items()},
+                 "stop_mean_rank_base": _mean_rank(stop, base_energy),
+                 "stop_mean_rank_energy": _mean_rank(stop, stop_energy),
+                 "stop_mean_rank_combined": _mean_rank(stop, stop_energy - weight * np.stack(
+                     [e.base_scores for e in stop]) if stop else stop_energy)})
+    energies = ranker.score(test)
+    return RankOutcome(reorder(test, energies, weight), reorder(test, energies, 0.0), energies, info, ranker)
