@@ -58,7 +58,7 @@ def test_main_job_smoke_with_local_llm_then_free_rerun(data_dir: Path, tmp_path:
     first = _run(tmp_path, "first", "abducer.mode=batched")
     assert {"lamp[llm]", "lamp[rules]", "base:recurrency"} <= _methods(first)
     usage = json.loads((first / "llm_usage.json").read_text())
-    assert usage["calls"] > 0 and usage["calls"] <= 40
+    assert usage["calls"] > 0 and usage["calls"] <= 12
     second = _run(tmp_path, "second", "abducer.mode=batched")
     usage2 = json.loads((second / "llm_usage.json").read_text())
     assert usage2["calls"] == 0  # every stage and every LLM call reused
