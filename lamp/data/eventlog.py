@@ -181,7 +181,7 @@ class EventLog:
         ends = tuple(min(e, end) for e in self.split_ends)
         return EventLog(
             name or self.name, self.frame.iloc[:end], self.entities, self.relations, self.time_spec,
-            (ends[0], ends[1], ends[2]), dict(self.meta),
+            (ends[0], ends[1], ends[2]), {k: v for k, v in self.meta.items() if k != "_fingerprint"},
         )
 
     def event(self, row: int) -> tuple[float, int, int, int]:

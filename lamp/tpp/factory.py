@@ -65,6 +65,9 @@ _LOADERS: dict[str, tuple[str, str]] = {
     "frequency": ("lamp.tpp.frequency", "FrequencyBaseline"),
     "ke_anhp": ("lamp.tpp.ke_anhp", "KEANHP"),
     "rules": ("lamp.tpp.rules_model", "RulesModel"),
+    "nhp": ("lamp.tpp.easytpp_adapter", "EasyTPPModel"),
+    "anhp": ("lamp.tpp.easytpp_adapter", "EasyTPPModel"),
+    "thp": ("lamp.tpp.easytpp_adapter", "EasyTPPModel"),
 }
 
 
