@@ -115,13 +115,13 @@ def abduction_summary(results: Sequence[AbductionResult]) -> dict[str, Any]:
 
 # -- evidence ------------------------------------------------------------------------------------
 def evidence_to_frame(evidences: Sequence[Evidence], log: EventLog, method: str, split: str) -> pd.DataFrame:
-    rows = []
-    times = log.times
-    for ev in evidences:
-        for idx, score in zip(ev.event_indices, ev.scores, strict=True):
-            rows.append((method, split, ev.query_id, ev.candidate, int(idx), float(times[idx]), ev.query_time, float(score)))
-    return pd.DataFrame(rows, columns=["method", "split", "query_id", "candidate", "event_index", "event_time",
-                                       "query_time", "retrieval_score"])
+    """The retrieval layer's evidence table, tagged with the method and split it belongs to."""
+    from lamp.retrieval.base import evidence_frame
+
+    frame = evidence_frame(evidences, log)
+    frame.insert(0, "split", split)
+    frame.insert(0, "method", method)
+    return frame
 
 
 def frame_to_evidence(frame: pd.DataFrame, requests: Sequence[AbductionRequest]) -> list[Evidence]:
