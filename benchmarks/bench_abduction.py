@@ -107,14 +107,16 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def make_backend(kind: str, model: str, n_ctx: int, n_threads: int | None) -> Any:
+def make_backend(kind: str, model: str, n_ctx: int, n_threads: int | None, workers: int = 1,
+                 decoding: str = "jump_forward") -> Any:
     """``local``: a packaged GGUF (``--model smollm2``) or a .gguf path; other kinds via lamp.llm.build_backend."""
     if kind == "local":
         from lamp.llm.local_backend import LocalBackend
 
+        kw: dict[str, Any] = {"n_ctx": n_ctx, "n_threads": n_threads, "workers": workers, "decoding": decoding}
         if model.endswith(".gguf"):
-            return LocalBackend(model, n_ctx=n_ctx, n_threads=n_threads)
-        return LocalBackend(packaged=model, n_ctx=n_ctx, n_threads=n_threads)
+            return LocalBackend(model, **kw)
+        return LocalBackend(packaged=model, **kw)
     from lamp.llm import build_backend  # type: ignore[attr-defined]
 
     return build_backend(kind, model=model)
@@ -129,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-ctx", type=int, default=4096)
     ap.add_argument("--n-threads", type=int, default=1,
                     help="llama.cpp threads; 1 is several times faster than all cores when the CPUs are shared")
+    ap.add_argument("--workers", type=int, default=1, help="local worker processes (llm.workers)")
+    ap.add_argument("--decoding", default="jump_forward", choices=["jump_forward", "grammar"],
+                    help="how the local backend decodes JSON schemas (llm.decoding)")
+    ap.add_argument("--cause-dates", action="store_true", help="ask for each cause's date (abducer.cause_dates)")
     ap.add_argument("--queries", type=int, default=10)
     ap.add_argument("--top-m", type=int, default=5)
     ap.add_argument("--n-shots", type=int, default=2)
@@ -144,13 +150,13 @@ def main(argv: list[str] | None = None) -> int:
 
     log = load_dataset(args.dataset)
     requests = make_requests(log, args.queries, args.top_m, args.seed)
-    backend = make_backend(args.backend, args.model, args.n_ctx, args.n_threads)
+    backend = make_backend(args.backend, args.model, args.n_ctx, args.n_threads, args.workers, args.decoding)
     spec = load_prompt_spec(args.prompt)
     with tempfile.TemporaryDirectory(prefix="lamp-bench-abd-") as tmp:
         cache = LLMCache(Path(args.cache_dir or tmp) / "llm.sqlite")
         client = LLMClient(backend, cache)
         common = {"num_causes": args.num_causes, "n_shots": args.n_shots, "seed": args.seed,
-                  "max_entities": args.max_entities, "max_dates": args.max_dates}
+                  "max_entities": args.max_entities, "max_dates": args.max_dates, "cause_dates": args.cause_dates}
         rows = []
         labels = [c.strip() for c in args.configs.split(",") if c.strip()]
         for label in labels:
@@ -175,10 +181,10 @@ def report(args: argparse.Namespace, argv: list[str] | None, rows: list[dict[str
         f"Command: `LAMP_DATA_DIR=... {cmd.strip()}`", "",
         f"Data: {args.dataset} test, {args.queries} seeded queries (object task) x top-{args.top_m} candidates of "
         f"base:frequency = {n_requests} requests; {args.n_shots} train demonstrations, {args.num_causes} causes, "
-        f"max_entities={args.max_entities}, max_dates={args.max_dates}, seed {args.seed}.",
+        f"max_entities={args.max_entities}, max_dates={args.max_dates}, cause_dates={args.cause_dates}, seed {args.seed}.",
         f"Backend: {backend.name} `{backend.model_id}`, context {backend.context_length}; "
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, llama.cpp threads "
-        f"{args.n_threads}, load average at the end {os.getloadavg()[0]:.1f} (other jobs shared the CPUs: wall "
+        f"{args.n_threads} x {args.workers} worker(s), JSON decoding {args.decoding}, load average at the end {os.getloadavg()[0]:.1f} (other jobs shared the CPUs: wall "
         "times are upper bounds).", "",
         table(rows), "",
         "answers_parsed: answers with >= 1 cause and no parse failure; parse_rate: causes / (causes + parse "

@@ -1,7 +1,8 @@
 """JSON schemas for the abducer's structured output.
 
-One answer is ``{"causes": [{"subject", "relation", "object", "date", "headline"?}, ...]}``; a batched
-answer keys one such object per candidate number: ``{"1": {"causes": [...]}, "2": {...}, ...}``.
+One answer is ``{"causes": [{"subject", "relation", "object", "date"?, "headline"?}, ...]}``; a batched
+answer keys the list of causes by candidate number: ``{"1": [...], "2": [...], ...}`` (the date is
+left out when the abducer runs with ``cause_dates: false``).
 
 A :class:`CauseConstraints` narrows the fields to bounded vocabularies (constrained abduction): the
 relation names, the entities of the query's recent history and the dates before the effect. Without
@@ -117,10 +118,11 @@ def _string(values: Sequence[str]) -> dict[str, Any]:
 
 
 def cause_item_schema(
-    constraints: CauseConstraints | None = None, *, has_object: bool = True, with_headline: bool = False
+    constraints: CauseConstraints | None = None, *, has_object: bool = True, with_headline: bool = False,
+    with_date: bool = True,
 ) -> dict[str, Any]:
     """Schema of one cause event: subject, relation, object, date (+ headline); relation and date only
-    for sequence data without objects."""
+    for sequence data without objects; no date with ``with_date=False``."""
     c = constraints or CauseConstraints()
     props: dict[str, Any] = {}
     if has_object:  # sequence data (no objects) has no actors to name: every event is the same user's
@@ -128,7 +130,8 @@ def cause_item_schema(
     props["relation"] = _string(c.relations)
     if has_object:
         props["object"] = _string(c.entities)
-    props["date"] = _string(c.dates)
+    if with_date:
+        props["date"] = _string(c.dates)
     required = list(props)
     if with_headline:
         props["headline"] = {"type": "string"}
@@ -136,39 +139,22 @@ def cause_item_schema(
     return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
 
 
-def causes_schema(
-    num_causes: int,
-    constraints: CauseConstraints | None = None,
-    *,
-    has_object: bool = True,
-    with_headline: bool = False,
-) -> dict[str, Any]:
+def cause_list_schema(num_causes: int, constraints: CauseConstraints | None = None, **fields: bool) -> dict[str, Any]:
+    """``[cause, ...]`` with 1..``num_causes`` items (``fields``: see :func:`cause_item_schema`)."""
+    return {"type": "array", "items": cause_item_schema(constraints, **fields), "minItems": 1,
+            "maxItems": int(num_causes)}
+
+
+def causes_schema(num_causes: int, constraints: CauseConstraints | None = None, **fields: bool) -> dict[str, Any]:
     """``{"causes": [cause, ...]}`` with 1..``num_causes`` items."""
-    return {
-        "type": "object",
-        "properties": {
-            "causes": {
-                "type": "array",
-                "items": cause_item_schema(constraints, has_object=has_object, with_headline=with_headline),
-                "minItems": 1,
-                "maxItems": int(num_causes),
-            }
-        },
-        "required": ["causes"],
-        "additionalProperties": False,
-    }
+    return {"type": "object", "properties": {"causes": cause_list_schema(num_causes, constraints, **fields)},
+            "required": ["causes"], "additionalProperties": False}
 
 
-def batched_schema(
-    num_candidates: int,
-    num_causes: int,
-    constraints: CauseConstraints | None = None,
-    *,
-    has_object: bool = True,
-    with_headline: bool = False,
-) -> dict[str, Any]:
-    """``{"1": {"causes": [...]}, ..., "M": {...}}``: one answer per candidate number (1-based)."""
-    one = causes_schema(num_causes, constraints, has_object=has_object, with_headline=with_headline)
+def batched_schema(num_candidates: int, num_causes: int, constraints: CauseConstraints | None = None,
+                   **fields: bool) -> dict[str, Any]:
+    """``{"1": [cause, ...], ..., "M": [...]}``: the causes of each candidate by its number (1-based)."""
+    one = cause_list_schema(num_causes, constraints, **fields)
     keys = [str(i + 1) for i in range(num_candidates)]
     return {
         "type": "object",

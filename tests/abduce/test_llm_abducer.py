@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parents[2]
 ICEWS = ROOT / "conf" / "prompt" / "icews.yaml"
 
 
-def _causes_from(schema: dict) -> dict:
+def _causes_from(schema: dict) -> list:
     """One cause with the first allowed value of each field (the second entity as the object)."""
-    fields = schema["properties"]["causes"]["items"]["properties"]
+    fields = schema["items"]["properties"]
     cause = {k: (v.get("enum") or ["x"])[0] for k, v in fields.items()}
     if "object" in fields and len(fields["object"].get("enum", [])) > 1:
         cause["object"] = fields["object"]["enum"][1]
-    return {"causes": [cause]}
+    return [cause]
 
 
 def first_enum_answer(req: LLMRequest) -> str:
@@ -42,7 +42,7 @@ def first_enum_answer(req: LLMRequest) -> str:
     schema = req.json_schema
     assert schema is not None
     if "causes" in schema["properties"]:
-        return json.dumps(_causes_from(dict(schema)))
+        return json.dumps({"causes": _causes_from(dict(schema["properties"]["causes"]))})
     return json.dumps({k: _causes_from(v) for k, v in schema["properties"].items()})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -167,6 +168,30 @@ def test_schemas() -> None:
     assert s["properties"]["causes"]["maxItems"] == 3 and "headline" not in item["properties"]
     b = batched_schema(2, 3, c, has_object=False, with_headline=True)
     assert b["required"] == ["1", "2"]
-    one = b["properties"]["1"]["properties"]["causes"]["items"]["properties"]
-    assert set(one) == {"relation", "date", "headline"}
+    one = b["properties"]["1"]["items"]["properties"]  # {"1": [cause, ...], "2": [...]}
+    assert set(one) == {"relation", "date", "headline"} and b["properties"]["1"]["maxItems"] == 3
     assert causes_schema(2)["properties"]["causes"]["items"]["properties"]["date"] == {"type": "string"}
+    assert "date" not in causes_schema(2, c, with_date=False)["properties"]["causes"]["items"]["properties"]
+
+
+def test_batched_prompt_prints_the_shared_date_once_and_keys_causes_by_candidate() -> None:
+    log = synthetic_log()
+    spec = dataclasses.replace(load_prompt_spec(CONF / "icews.yaml"), definitions="none")
+    assert "{date}" in spec.batched_question
+    demos = build_demonstrations(log, 1, seed=0, window=5, min_causes=1)
+    b = PromptBuilder(spec, log, demos, num_causes=2, mode="batched", count_tokens=lambda s: len(s.split()),
+                      context_length=100_000, with_date=False)
+    row = log.split_ends[1]
+    group = [dataclasses.replace(_request(log, row), candidate=c, position=i, object=c) for i, c in enumerate((3, 5, 7))]
+    msgs, _ = b.build(group, None, 100)
+    question = msgs[-1][1]
+    t, s, r, _ = log.event(row)
+    date = log.time_spec.format(t)
+    assert question.count(date) == 1  # once in the header, not on every candidate line
+    for i, req in enumerate(group, 1):
+        assert f"Candidate {i}: {render_event(log, req.subject, req.relation, req.object, None, with_time=False)}" \
+            in question
+    demo_answer = json.loads(msgs[2][1])
+    assert list(demo_answer) == ["1"] and isinstance(demo_answer["1"], list)  # {"1": [cause, ...]}
+    assert all("date" not in c for c in demo_answer["1"])  # with_date=False: no date field anywhere
+    assert '"date"' not in msgs[0][1]

@@ -57,6 +57,65 @@ def test_local_json_schema(local: LocalBackend) -> None:
     assert data["city"] in ("Paris", "London", "Rome") and data["country"] in ("France", "UK", "Italy")
 
 
+CAUSES = {"type": "object", "additionalProperties": False, "required": ["causes"], "properties": {"causes": {
+    "type": "array", "minItems": 1, "maxItems": 3, "items": {
+        "type": "object", "additionalProperties": False, "required": ["subject", "relation", "date", "note"],
+        "properties": {"subject": {"type": "string", "enum": ["Barack Obama", "Vladimir Putin", "Angela Merkel"]},
+                       "relation": {"type": "string", "enum": ["Threaten", "Impose sanctions", "Consult"]},
+                       "date": {"type": "string", "enum": ["2014-03-01", "2014-03-10"]},
+                       "note": {"type": "string"}}}}}}
+
+
+def test_local_jump_forward_json(local: LocalBackend) -> None:
+    assert local.decoding == "jump_forward" and "+json=jf" in local.model_id
+    req = chat("Obama imposed sanctions on Russia on 2014-03-17. Which earlier events caused it? Answer in JSON.",
+               max_tokens=200, json_schema=CAUSES)
+    (resp,) = local.generate([req])
+    assert resp.ok, resp.error
+    data = json.loads(resp.text)
+    assert json.dumps(data, ensure_ascii=False) == resp.text and 1 <= len(data["causes"]) <= 3
+    for cause in data["causes"]:
+        assert cause["subject"] in CAUSES["properties"]["causes"]["items"]["properties"]["subject"]["enum"]
+        assert cause["date"] in ("2014-03-01", "2014-03-10") and '"' not in cause["note"]
+    assert local.last_forward_passes < resp.completion_tokens  # forced tokens are not decoded one by one
+    assert resp.prompt_tokens == len(local.chat_prompt(req))
+    (again,) = local.generate([req])  # the prompt's KV cache is reused; greedy decoding is repeatable
+    assert again.text == resp.text
+
+
+def test_local_jump_forward_prompt_matches_llama_cpp_chat_template(local: LocalBackend) -> None:
+    # The jump-forward path formats the chat exactly as create_chat_completion does (same prompt tokens).
+    req = chat("Say yes.", max_tokens=2)
+    out = local.llm.create_chat_completion(messages=req.message_dicts(), max_tokens=1, temperature=0.0)
+    assert out["usage"]["prompt_tokens"] == len(local.chat_prompt(req))
+
+
+def test_local_grammar_decoding_is_still_available(smollm2_path: Path) -> None:
+    b = LocalBackend(packaged="smollm2", n_ctx=1024, n_threads=REAL_THREADS, decoding="grammar")
+    assert "+json=" not in b.model_id
+    item = CAUSES["properties"]["causes"]["items"]
+    no_note = {**item, "required": ["subject", "relation", "date"],
+               "properties": {k: v for k, v in item["properties"].items() if k != "note"}}
+    schema = {**CAUSES, "properties": {"causes": {**CAUSES["properties"]["causes"], "items": no_note}}}
+    (resp,) = b.generate([chat("Who imposed sanctions? Answer in JSON.", max_tokens=400, json_schema=schema)])
+    assert resp.ok and json.loads(resp.text)["causes"]
+
+
+def test_local_worker_processes_answer_like_the_in_process_model(local: LocalBackend, tmp_path: Path) -> None:
+    pool = LocalBackend(packaged="smollm2", n_ctx=2048, n_threads=1, workers=2)
+    assert pool.max_concurrency == 2 and pool.model_id == local.model_id
+    reqs = [chat(f"Obama met {who} on 2014-03-0{i}. What caused it? Answer in JSON.", max_tokens=120,
+                 json_schema=CAUSES) for i, who in enumerate(["Putin", "Merkel", "Cameron", "Abe"], 1)]
+    try:
+        client = LLMClient(pool, LLMCache(tmp_path / "c.sqlite"), None, None)
+        got = client.generate(reqs, progress=False)  # two calls in flight, one per worker process
+        assert client.max_concurrency == 2 and client.usage.calls == 4
+    finally:
+        pool.close()
+    want = local.generate(reqs)
+    assert [r.text for r in got] == [r.text for r in want] and all(r.ok for r in got)
+
+
 def test_local_loglikelihood(local: LocalBackend) -> None:
     good = local.loglikelihood("The capital of France is", " Paris")
     bad = local.loglikelihood("The capital of France is", " xqz blorptangle")
