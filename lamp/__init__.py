@@ -2,6 +2,7 @@
 
 >>> import lamp
 >>> result = lamp.run(dataset="icews14", abducers=["rules"], n_test_queries=50)   # doctest: +SKIP
+>>> pipe = lamp.Pipeline.fit(lamp.load_dataset("icews14"), abducer="rules")        # doctest: +SKIP
 
 Heavy parts (torch models, LLM backends, sentence-transformers) load only when used.
 """
@@ -12,7 +13,15 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_dataset", "run"]
+__all__ = ["Pipeline", "__version__", "load_dataset", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Pipeline":  # imported on first use: it pulls in pandas and the pipeline modules
+        from lamp.pipeline.predictor import Pipeline
+
+        return Pipeline
+    raise AttributeError(f"module 'lamp' has no attribute {name!r}")
 
 
 def run(**kwargs: Any) -> Any:

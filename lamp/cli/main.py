@@ -14,6 +14,7 @@ commands:
   run [overrides...]   run the pipeline (a Hydra app): lamp run dataset=icews18 task=object llm=openai
   data ...             list, describe, validate and download datasets (lamp data --help)
   cache ...            LLM cache statistics and clearing (lamp cache --help)
+  sweep DIR            one table and the mean-rank-vs-M plot for a multirun folder (lamp run -m ...)
 """
 
 
@@ -26,6 +27,9 @@ def _subcommands() -> argparse.ArgumentParser:
     from lamp.cli.cache_cmd import add_cache_parser
 
     add_cache_parser(sub)
+    from lamp.cli.sweep_cmd import add_sweep_parser
+
+    add_sweep_parser(sub)
     return parser
 
 

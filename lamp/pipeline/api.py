@@ -7,17 +7,9 @@ from typing import Any
 
 from lamp.pipeline.components import build_components
 from lamp.pipeline.config import ABLATIONS, STAGES, Component, PipelineConfig
+from lamp.pipeline.config import as_component as _component
 from lamp.pipeline.run import RunResult, run_pipeline
 from lamp.tpp.base import BaseModel
-
-
-def _component(value: str | Component | dict[str, Any]) -> Component:
-    if isinstance(value, Component):
-        return value
-    if isinstance(value, str):
-        return Component(value)
-    data = dict(value)
-    return Component(str(data.pop("name")), data)
 
 
 def run(

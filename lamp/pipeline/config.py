@@ -19,6 +19,16 @@ class Component:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def as_component(value: str | Component | dict[str, Any] | Any) -> Component:
+    """A Component from a name, ``{"name": ..., **params}``, or a Component."""
+    if isinstance(value, Component):
+        return value
+    if isinstance(value, str):
+        return Component(value)
+    data = dict(value)
+    return Component(str(data.pop("name")), data)
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """Everything a run needs. Defaults are the README's main job (ICEWS14, M=5, 200 test queries)."""

@@ -108,6 +108,8 @@ class EasyTPPSettings:
 class EasyTPPModel(BaseModel):
     """``base:<model>`` for an easy-tpp model; ``EasyTPPModel("nhp", epochs=5).fit(log, train_q, valid_q)``."""
 
+    vocabulary_bound = True  # one learned embedding per training entity (see lamp.Pipeline.predict)
+
     def __init__(self, model: str = "nhp", **settings: Any) -> None:
         unknown = set(settings) - {f.name for f in fields(EasyTPPSettings)}
         if unknown:

@@ -159,6 +159,8 @@ def _group_by_subject_time(ex: dict[str, np.ndarray]) -> tuple[dict[str, np.ndar
 class KEANHP(BaseModel):
     """``base:ke_anhp``; ``KEANHP(epochs=10).fit(log, train_q, valid_q)``, then ``.score(log, test_q, top_m)``."""
 
+    vocabulary_bound = True  # one learned embedding per training entity (see lamp.Pipeline.predict)
+
     name = "ke_anhp"
 
     def __init__(self, **settings: Any) -> None:

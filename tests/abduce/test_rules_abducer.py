@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from lamp.abduce.base import build_abducer
 from lamp.abduce.combined import LLMRulesAbducer, match_level
 from lamp.abduce.quality import abduction_quality
 from lamp.abduce.rules import RulesAbducer, RuleSet, mine_rules
-from lamp.data.eventlog import EventLog
+from lamp.data.eventlog import EventLog, Vocab
 from lamp.errors import ArtifactError, ConfigError, LeakageError
 from lamp.types import AbductionRequest, AbductionResult, CauseEvent
 
@@ -71,9 +72,16 @@ def test_ruleset_json_round_trip_and_checks(log: EventLog, rules: RuleSet, tmp_p
     assert prov["fingerprint"] == log.fingerprint() and prov["config"]["min_support"] == 1
     assert prov["end_row"] == log.split_ends[0] and prov["last_time"] == 43.0
     assert rules.verbalize(0, log).count("[conf") == 1
-    other = planted_log().head(len(log) - 1)
-    with pytest.raises(ConfigError, match="fingerprint"):
-        RuleSet.load(path, other)
+    # Rules apply to any log with the same relations (a caller's own history), never to other relations.
+    RuleSet.load(path, planted_log().head(len(log) - 1))
+    renamed = dataclasses.replace(log, relations=Vocab(tuple(n + "!" for n in log.relations.names)))
+    with pytest.raises(ConfigError, match="other relation names"):
+        RuleSet.load(path, renamed)
+    legacy = dict(json.loads(path.read_text()))
+    legacy["provenance"] = {k: v for k, v in legacy["provenance"].items() if k != "relations"}
+    (tmp_path / "legacy.json").write_text(json.dumps(legacy))
+    with pytest.raises(ConfigError, match="fingerprint"):  # older rule sets: the exact data only
+        RuleSet.load(tmp_path / "legacy.json", planted_log().head(len(log) - 1))
     data = json.loads(path.read_text())
     data["rules"]["head"] = data["rules"]["head"][:-1]
     (tmp_path / "bad.json").write_text(json.dumps(data))

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from lamp.abduce.rules.index import EdgeIndex, build_index
-from lamp.abduce.rules.ruleset import RuleSet
+from lamp.abduce.rules.ruleset import RuleSet, relations_fingerprint
 from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
 
@@ -99,7 +99,8 @@ def mine_rules(log: EventLog, config: MiningConfig | None = None, *, index: Edge
     srt = np.lexsort((b2, b1, b2 >= 0, head))
     times = log.times
     provenance = {
-        "dataset": log.name, "fingerprint": log.fingerprint(), "config": asdict(cfg), "end_row": end,
+        "dataset": log.name, "fingerprint": log.fingerprint(), "relations": relations_fingerprint(log),
+        "config": asdict(cfg), "end_row": end,
         "last_time": float(times[end - 1]), "time_granularity": log.time_spec.granularity,
         "mining_seconds": round(time.perf_counter() - start_time, 3), "method": "exhaustive counts (lamp)",
     }

@@ -148,7 +148,19 @@ class RuleSet:
         return rules
 
     def check_log(self, log: EventLog) -> None:
-        """Raise :class:`ConfigError` when the rules were mined on other data than ``log``."""
+        """Raise :class:`ConfigError` when ``log`` does not speak the rules' relations.
+
+        Rules mined by this lamp record the relation vocabulary they were mined on: they apply to any
+        log with the same relations (a caller's own history in ``lamp.Pipeline.predict``). Older rule
+        sets only recorded the data fingerprint, which must then match exactly.
+        """
+        rel_fp = self.provenance.get("relations")
+        if rel_fp is not None:
+            if rel_fp != relations_fingerprint(log):
+                raise ConfigError(f"these rules were mined on the relations of {self.provenance.get('dataset')!r}, "
+                                  f"but the log {log.name!r} has other relation names. Fix: mine the rules on this log "
+                                  "(lamp.abduce.rules.mine_rules).")
+            return
         fp = self.provenance.get("fingerprint")
         if fp is not None and fp != log.fingerprint():
             raise ConfigError(f"these rules were mined on data with fingerprint {fp} ({self.provenance.get('dataset')}),"
@@ -157,6 +169,13 @@ class RuleSet:
         if log.num_relations != self.num_relations:
             raise ConfigError(f"the rules know {self.num_relations} relations, the log {log.name!r} has "
                               f"{log.num_relations}. Fix: mine the rules on this log.")
+
+
+def relations_fingerprint(log: EventLog) -> str:
+    """A short hash of the log's relation names, in id order."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(log.relations.names).encode("utf-8")).hexdigest()[:16]
 
 
 def atom_text(log: EventLog, rel: int, a: str, b: str, num_relations: int) -> str:
