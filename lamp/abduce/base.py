@@ -21,11 +21,14 @@ ABDUCERS = ("rules", "llm", "llm_rules")
 
 
 def build_abducer(kind: str, **kwargs: Any) -> Abducer:
-    """Build an abducer by name: ``rules``, ``llm`` or ``llm_rules``.
+    """Build an abducer by name: ``rules``, ``llm``, ``llm_rules`` or ``pmi``.
 
     ``rules`` and ``llm`` pass ``kwargs`` to :class:`~lamp.abduce.rules.RulesAbducer` and
     ``lamp.abduce.llm_abducer.LLMAbducer``. ``llm_rules`` takes ``llm={...}`` and ``rules={...}`` (the
     kwargs of each part, or ready abducers) plus ``mode`` ("union" or "rerank") and ``max_causes``.
+    ``pmi`` takes ``proposer`` (an abducer or ``{name, ...}``, default rules), ``backend`` (with
+    ``loglikelihood``) or ``scorer``, ``template``, ``max_causes`` and ``candidates``
+    (:mod:`lamp.abduce.likelihood`).
     """
     if kind == "rules":
         from lamp.abduce.rules.abducer import RulesAbducer
@@ -35,6 +38,21 @@ def build_abducer(kind: str, **kwargs: Any) -> Abducer:
         from lamp.abduce.llm_abducer import LLMAbducer
 
         return LLMAbducer(**kwargs)
+    if kind == "pmi":
+        from lamp.abduce.likelihood import PMIAbducer, PMIScorer
+
+        proposer = kwargs.pop("proposer", None) or {"name": "rules"}
+        if isinstance(proposer, dict):
+            proposer = dict(proposer)
+            proposer = build_abducer(str(proposer.pop("name", "rules")), **proposer)
+        scorer = kwargs.pop("scorer", None)
+        backend = kwargs.pop("backend", None)
+        template = kwargs.pop("template", None)
+        if scorer is None:
+            if backend is None:
+                raise ConfigError("abducer 'pmi' needs an LLM with log-probabilities. Fix: llm=local (or transformers).")
+            scorer = PMIScorer(backend, **({"template": template} if template else {}))
+        return PMIAbducer(proposer, scorer, **kwargs)
     if kind == "llm_rules":
         from lamp.abduce.combined import LLMRulesAbducer
 

@@ -48,7 +48,9 @@ def to_pipeline_config(cfg: DictConfig, *, run_dir: str | Path) -> PipelineConfi
     llm = _plain(cfg.get("llm"))
     if not llm or llm.get("kind") in (None, "none"):
         llm = None
-        abducers = [a for a in abducers if a.name not in ("llm", "llm_rules")]
+        from lamp.pipeline.components import LLM_ABDUCERS
+
+        abducers = [a for a in abducers if a.name not in LLM_ABDUCERS]
     base = _component(cfg.base_model)
     retriever = _component(cfg.retriever)
     if base is None or retriever is None:

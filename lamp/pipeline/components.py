@@ -17,7 +17,7 @@ from lamp.types import Abducer, Evidence
 
 logger = logging.getLogger(__name__)
 
-LLM_ABDUCERS = ("llm", "llm_rules")
+LLM_ABDUCERS = ("llm", "llm_rules", "pmi")
 
 
 @dataclass
@@ -63,6 +63,8 @@ def _abducer_kwargs(comp: Component, client: Any) -> dict[str, Any]:
         from lamp.abduce.llm_abducer import LLMAbducer
 
         params["llm"] = LLMAbducer.from_config(client, params.get("llm") or {})
+    if comp.name == "pmi":
+        params["backend"] = getattr(client, "backend", client)
     return params
 
 
@@ -83,7 +85,10 @@ def build_components(cfg: PipelineConfig, log: EventLog, *, base_model: BaseMode
     from lamp.tpp.factory import build_base_model
 
     model = base_model or build_base_model(cfg.base_model.name, **cfg.base_model.params)
-    needs_llm = any(a.name in LLM_ABDUCERS for a in cfg.abducers) and not abducers
+    rescore = cfg.retriever.params.get("rescore")
+    if rescore not in (None, "none", "pmi"):
+        raise ConfigError(f"Invalid retriever.rescore {rescore!r}. Valid choices are: none, pmi")
+    needs_llm = (any(a.name in LLM_ABDUCERS for a in cfg.abducers) and not abducers) or rescore == "pmi"
     client = llm_client
     if needs_llm and client is None:
         if cfg.llm is None:
@@ -97,7 +102,13 @@ def build_components(cfg: PipelineConfig, log: EventLog, *, base_model: BaseMode
             kwargs = _abducer_kwargs(comp, client)
             built[comp.name] = kwargs.pop("_instance", None) or build_abducer(comp.name, **kwargs)
             configs[comp.name] = comp.params
-    main_retriever = retriever or build_retriever(cfg.retriever.name, **cfg.retriever.params)
+    retriever_params = {k: v for k, v in cfg.retriever.params.items() if k not in ("rescore", "rescore_keep")}
+    main_retriever = retriever or build_retriever(cfg.retriever.name, **retriever_params)
+    if rescore == "pmi":
+        from lamp.abduce.likelihood import PMIRescorer, PMIScorer
+
+        main_retriever = PMIRescorer(main_retriever, PMIScorer(getattr(client, "backend", client)),
+                                     keep=int(cfg.retriever.params.get("rescore_keep", 8)))
     ablations = {a: build_retriever(a, **_ablation_params(cfg, a)) for a in cfg.ablations}
     retriever_configs: dict[str, Any] = {"main": [cfg.retriever.name, cfg.retriever.params]}
     retriever_configs.update({a: [a, _ablation_params(cfg, a)] for a in cfg.ablations})

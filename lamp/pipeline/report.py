@@ -27,13 +27,15 @@ def write_outputs(cfg: PipelineConfig, run_dir: Path, log: EventLog, methods: li
     """Write every output file of a run and return the metric rows."""
     with clock.stage("eval"):
         rows: list[dict[str, Any]] = []
-        preds, evidence = [], []
+        preds: list[pd.DataFrame] = []
+        evidence: list[pd.DataFrame] = []
         for m in methods:
             extra = {"abducer": m.abducer, "llm": m.llm, "retriever": m.retriever, "base_model": cfg.base_model.name,
                      **m.extra_metrics}
             rows += metrics_rows(m.table, dataset=log.name, task=cfg.task, split="test", method=m.method, extra=extra)
             preds.append(predictions_frame(m.table))
-            if m.evidence is not None and len(m.evidence):
+            # lamp[x] and lamp[x,no_ranker] share one evidence table (labelled lamp[x]): write it once
+            if m.evidence is not None and len(m.evidence) and not any(e is m.evidence for e in evidence):
                 evidence.append(m.evidence)
         write_json(rows, run_dir / "metrics.json")
         if preds:

@@ -47,6 +47,7 @@ def test_rules_only_pipeline_writes_every_output(data_dir: Path, tmp_path: Path)
     assert all(r["n_queries"] > 0 and r["tie_rule"] == "average" for r in rows)
     evidence = pd.read_parquet(run_dir / "evidence.parquet")
     assert len(evidence) > 0
+    assert not evidence.duplicated(["method", "split", "query_id", "candidate", "position"]).any()
     assert (evidence["event_time"] < evidence["query_time"]).all()  # nothing at or after the query time
     preds = pd.read_parquet(run_dir / "predictions.parquet")
     assert set(preds["method"]) == _methods(run_dir)
@@ -65,6 +66,22 @@ def test_main_job_smoke_with_local_llm_then_free_rerun(data_dir: Path, tmp_path:
     timings = json.loads((second / "timings.json").read_text())
     assert all(t["skipped"] for t in timings if t["stage"].startswith(("base", "abduce", "retrieve", "rank")))
     assert json.loads((first / "metrics.json").read_text()) == json.loads((second / "metrics.json").read_text())
+
+
+@pytest.mark.real_llm
+def test_pmi_abducer_and_pmi_rescored_retrieval_end_to_end(data_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (bash .ci/setup builds it)")
+    run_dir = tmp_path / "pmi"
+    code = main(["run", "abducer=pmi", "extra_abducers=[]", "ablations=[]", "queries.n_test=2", "queries.n_valid=4",
+                 "candidates.top_m=3", "ranker.epochs=2", "retriever=fuzzy", "retriever.max_evidence=3",
+                 "+retriever.rescore=pmi", "+retriever.rescore_keep=2", "abducer.candidates=2", "abducer.max_causes=2",
+                 "progress=false",
+                 "n_explanations=1", f"hydra.run.dir={run_dir}"])
+    assert code == 0
+    assert {"lamp[pmi]", "lamp[pmi,no_ranker]", "base:recurrency"} <= _methods(run_dir)
+    evidence = pd.read_parquet(run_dir / "evidence.parquet")
+    assert len(evidence) and (evidence.groupby(["method", "query_id", "candidate"]).size() <= 2).all()  # rescore_keep
+    assert (evidence["event_time"] < evidence["query_time"]).all()
 
 
 def test_python_api_without_hydra(data_dir: Path, tmp_path: Path, _module_cache: Path) -> None:
