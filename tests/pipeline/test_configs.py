@@ -26,7 +26,7 @@ def _compose(overrides: list[str]) -> PipelineConfig:
 def test_default_is_the_main_job() -> None:
     cfg = _compose([])
     assert cfg.dataset == "icews14" and cfg.top_m == 5 and cfg.n_test_queries == 200
-    assert [a.name for a in cfg.abducers] == ["llm", "rules"]
+    assert [a.name for a in cfg.abducers] == ["llm", "rules", "llm_rules"]
     assert cfg.llm is not None and cfg.llm["budget"]["max_calls"] == 300
     assert cfg.ranker is not None and cfg.retriever.name == "hybrid"
 
@@ -50,6 +50,15 @@ def test_llm_none_drops_llm_abducers() -> None:
     cfg = _compose(["llm=none"])
     assert cfg.llm is None
     assert [a.name for a in cfg.abducers] == ["rules"]
+    assert [a.name for a in _compose(["llm=none", "abducer=pmi"]).abducers] == ["rules"]
+
+
+def test_llm_rules_asks_the_same_llm_calls_as_the_llm_abducer() -> None:
+    # the main job compares lamp[llm] and lamp[llm_rules] without paying twice: same LLM settings
+    cfg = _compose([])
+    by_name = {a.name: a.params for a in cfg.abducers}
+    inner = dict(by_name["llm_rules"]["llm"])
+    assert {k: v for k, v in by_name["llm"].items() if k != "name"} == inner
 
 
 def test_sweep_values_compose() -> None:
