@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from rank_synthetic import M, Synthetic
 
 from lamp.rank import rank_top_m
@@ -24,6 +25,10 @@ def test_rank_top_m_reorders_test_with_both_orderings(synth: Synthetic) -> None:
     info = out.info
     assert info["train_part"] + info["stop_part"] == info["valid_examples"] == q
     assert info["stop_mean_rank_energy"] < info["stop_mean_rank_base"]
+    # the evidence decides the synthetic answers: another query's evidence makes the ranker worse
+    assert info["stop_mean_rank_energy_shuffled"] > info["stop_mean_rank_energy"] + 0.3
+    assert info["evidence_control"] == "uses evidence"
+    assert info["test_mean_rank_energy_only"] == pytest.approx(new_rank[gold >= 0].mean())
     json.dumps(info)  # the pipeline writes it as JSON
 
 
