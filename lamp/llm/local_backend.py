@@ -275,8 +275,17 @@ _WORKER: LocalBackend | None = None
 
 
 def _worker_init(kwargs: dict[str, Any]) -> None:
-    """In a worker process: load the model once."""
+    """In a worker process: load the model once, and exit when the parent process dies (a killed run
+    must not leave workers holding a model and a core)."""
     global _WORKER
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="lamp-parent-watch", daemon=True).start()
     _WORKER = LocalBackend(**kwargs)
     _ = _WORKER.llm
 

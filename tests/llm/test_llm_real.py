@@ -116,6 +116,40 @@ def test_local_worker_processes_answer_like_the_in_process_model(local: LocalBac
     assert [r.text for r in got] == [r.text for r in want] and all(r.ok for r in got)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in state  # a zombie has exited
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_worker_processes_exit_when_the_run_is_killed(smollm2_path: Path, tmp_path: Path) -> None:
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys, time\n"
+        "from lamp.llm.local_backend import LocalBackend\n"
+        "from lamp.llm.types import LLMRequest\n"
+        "if __name__ == '__main__':  # spawned workers import this file\n"
+        "    b = LocalBackend(packaged='smollm2', n_ctx=512, n_threads=1, workers=2)\n"
+        "    b.generate([LLMRequest(messages=(('user', 'Hi'),), max_tokens=2)] * 2)\n"
+        "    print(' '.join(str(p) for p in b._pool._processes), flush=True)\n"
+        "    time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+    finally:
+        proc.kill()  # SIGKILL: no cleanup code runs in the parent
+        proc.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in pids), "worker processes outlived the killed run"
+
+
 def test_local_loglikelihood(local: LocalBackend) -> None:
     good = local.loglikelihood("The capital of France is", " Paris")
     bad = local.loglikelihood("The capital of France is", " xqz blorptangle")
