@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from lamp.data.eventlog import EventLog
-from lamp.data.render import render_event, render_row
+from lamp.data.render import SEP, render_event, render_row
 from lamp.errors import ConfigError, LLMError
 from lamp.types import Abducer, AbductionRequest, AbductionResult, CauseEvent, Evidence
 
@@ -85,7 +85,7 @@ def cause_text(log: EventLog, cause: CauseEvent) -> str:
     if cause.event_index is not None:
         return render_row(log, cause.event_index)
     date = log.time_spec.format(cause.time) if cause.time is not None else ""
-    return " | ".join(p for p in (date, cause.subject, cause.relation, cause.object) if p)
+    return SEP.join(p for p in (date, cause.subject, cause.relation, cause.object) if p)
 
 
 class PMIAbducer:

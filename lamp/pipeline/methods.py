@@ -142,5 +142,7 @@ def _rank_variants(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock,
                 np.save(tmp / "order.npy", order)
                 write_json(info, tmp / "ranker.json")
     metrics_extra = {**(extra or {}), **{f"ranker_{k}": v for k, v in info.items() if not isinstance(v, (list, dict))}}
-    out.append(MethodRun(method, apply_reorder(tables["test"], order, method), extra_metrics=metrics_extra, **common))
+    # lamp[x] and lamp[x,no_ranker] share one evidence table (labelled lamp[x]): only the first carries it
+    ranked = {**common, "evidence": None} if out else common
+    out.append(MethodRun(method, apply_reorder(tables["test"], order, method), extra_metrics=metrics_extra, **ranked))
     return out

@@ -48,7 +48,7 @@ import pandas as pd
 import lamp
 from lamp.data.eventlog import EventLog, Vocab
 from lamp.data.queries import QuerySet, make_queries
-from lamp.data.render import render_event
+from lamp.data.render import SEP, render_event
 from lamp.errors import ArtifactError, ConfigError
 from lamp.pipeline.config import Component, PipelineConfig
 from lamp.pipeline.config import as_component as _component
@@ -108,19 +108,19 @@ class Prediction:
         return pd.DataFrame([{
             "rank": c.rank, "entity": c.entity, "event": c.event, "base_rank": c.base_rank,
             "base_score": c.base_score, "energy": c.energy, "n_causes": len(c.causes),
-            "causes": " || ".join(f"{x.subject} | {x.relation} | {x.object}" for x in c.causes),
-            "evidence": " || ".join(f"{e.date} | {e.subject} | {e.relation} | {e.object}" for e in c.evidence),
+            "causes": " || ".join(SEP.join((x.subject, x.relation, x.object)) for x in c.causes),
+            "evidence": " || ".join(SEP.join((e.date, e.subject, e.relation, e.object)) for e in c.evidence),
         } for c in self.candidates])
 
     def explain(self, top: int = 3) -> str:
         """A readable explanation of the first ``top`` candidates."""
-        lines = [f"Query: {self.date} | {self.subject} | {self.relation} | ?  "
+        lines = [f"Query: {SEP.join((self.date, self.subject, self.relation, '?'))}  "
                  f"({self.history_events} history events before it)"]
         for c in self.candidates[:top]:
             lines.append(f"{c.rank}. {c.entity}  (base rank {c.base_rank}, score {c.base_score:.3f}"
                          + (f", energy {c.energy:.3f})" if c.energy is not None else ")"))
-            lines += [f"   cause: {x.subject} | {x.relation} | {x.object}" for x in c.causes[:3]]
-            lines += [f"   evidence: {e.date} | {e.subject} | {e.relation} | {e.object}  ({e.score:.2f})"
+            lines += [f"   cause: {SEP.join((x.subject, x.relation, x.object))}" for x in c.causes[:3]]
+            lines += [f"   evidence: {SEP.join((e.date, e.subject, e.relation, e.object))}  ({e.score:.2f})"
                       for e in c.evidence[:3]]
         return "\n".join(lines)
 

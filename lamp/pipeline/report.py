@@ -34,8 +34,7 @@ def write_outputs(cfg: PipelineConfig, run_dir: Path, log: EventLog, methods: li
                      **m.extra_metrics}
             rows += metrics_rows(m.table, dataset=log.name, task=cfg.task, split="test", method=m.method, extra=extra)
             preds.append(predictions_frame(m.table))
-            # lamp[x] and lamp[x,no_ranker] share one evidence table (labelled lamp[x]): write it once
-            if m.evidence is not None and len(m.evidence) and not any(e is m.evidence for e in evidence):
+            if m.evidence is not None and len(m.evidence):
                 evidence.append(m.evidence)
         write_json(rows, run_dir / "metrics.json")
         if preds:

@@ -18,7 +18,7 @@ import numpy as np
 from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
 from lamp.rank.examples import RankExample, build_examples, shuffle_evidence, split_by_time
-from lamp.rank.ranker import EnergyRanker, gold_ranks, reorder, select_weight
+from lamp.rank.ranker import EnergyRanker, final_scores, gold_ranks, reorder, select_weight
 from lamp.tpp.base import CandidateTable
 from lamp.types import Evidence
 
@@ -96,8 +96,7 @@ def rank_top_m(log: EventLog, tables: dict[str, CandidateTable], evidences: dict
     info.update({"weight": weight, "weight_grid": {str(k): v for k, v in table.items()},
                  "stop_mean_rank_base": _mean_rank(stop, base_energy),
                  "stop_mean_rank_energy": _mean_rank(stop, stop_energy),
-                 "stop_mean_rank_combined": _mean_rank(stop, stop_energy - weight * np.stack(
-                     [e.base_scores for e in stop]) if stop else stop_energy)})
+                 "stop_mean_rank_combined": _mean_rank(stop, -final_scores(stop, stop_energy, weight))})
     # The control of the issue: the stop part again with each query given another query's evidence.
     # A ranker that uses the evidence gets worse; the verdict needs the paired rank difference to exceed
     # twice its standard error over the stop queries (a few dozen queries rarely show it).
@@ -110,6 +109,5 @@ def rank_top_m(log: EventLog, tables: dict[str, CandidateTable], evidences: dict
     energies = ranker.score(test)
     # Both test orderings, as the paper's metric (the combined one is what the run reports as the method)
     info["test_mean_rank_energy_only"] = _mean_rank(test, energies)
-    info["test_mean_rank_combined"] = _mean_rank(test, energies - weight * np.stack([e.base_scores for e in test])
-                                                 if test else energies)
+    info["test_mean_rank_combined"] = _mean_rank(test, -final_scores(test, energies, weight))
     return RankOutcome(reorder(test, energies, weight), reorder(test, energies, 0.0), energies, info, ranker)

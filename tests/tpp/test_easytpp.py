@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from leakage_logs import future_variants
 
 from lamp.data import EventLog, TimeSpec, build_event_log
 from lamp.data.queries import make_queries
@@ -161,14 +162,6 @@ def test_no_leakage_on_real_icews14(icews14: EventLog) -> None:
     m = unfitted("nhp", icews14)
     pos = np.arange(len(sel))
     base = m.score_batch(icews14, sel, pos)
-    h = icews14.history_end(t_star)
-    frame = icews14.frame.copy()
-    rng = np.random.default_rng(0)
-    future = np.arange(h, len(frame))
-    frame.loc[future, "subject"] = rng.choice(sel.frame["subject"].to_numpy(), len(future)).astype(np.int32)
-    frame.loc[future, "relation"] = rng.integers(icews14.num_relations, size=len(future)).astype(np.int32)
-    altered = EventLog("altered", frame, icews14.entities, icews14.relations, icews14.time_spec, icews14.split_ends, {})
-    truncated = EventLog("cut", icews14.frame.iloc[:h], icews14.entities, icews14.relations, icews14.time_spec,
-                         (min(icews14.split_ends[0], h), min(icews14.split_ends[1], h), h), {})
+    altered, truncated = future_variants(icews14, t_star, sel.frame["subject"].to_numpy())
     np.testing.assert_array_equal(m.score_batch(altered, sel, pos), base)
     np.testing.assert_array_equal(m.score_batch(truncated, sel, pos), base)

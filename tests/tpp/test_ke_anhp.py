@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from leakage_logs import future_variants
 
 from lamp.data import EventLog, TimeSpec, build_event_log
 from lamp.data.queries import make_queries
@@ -95,19 +96,11 @@ def test_no_leakage_on_real_icews14(icews14: EventLog, task: str) -> None:
     model.net = model._new_net(icews14.num_entities, icews14.num_relations, task).eval()
     pos = np.arange(len(sel))
     base = model.score_batch(icews14, sel, pos)
-    h = icews14.history_end(t_star)
-    frame = icews14.frame.copy()
-    rng = np.random.default_rng(0)
-    fut = np.arange(h, len(frame))
-    frame.loc[fut, "subject"] = rng.choice(sel.frame["subject"].to_numpy(), len(fut)).astype(np.int32)
-    frame.loc[fut, "object"] = rng.integers(icews14.num_entities, size=len(fut)).astype(np.int32)
-    frame.loc[fut, "relation"] = rng.integers(icews14.num_relations, size=len(fut)).astype(np.int32)
-    altered = EventLog("altered", frame, icews14.entities, icews14.relations, icews14.time_spec, icews14.split_ends, {})
-    truncated = EventLog("cut", icews14.frame.iloc[:h], icews14.entities, icews14.relations, icews14.time_spec,
-                         (min(icews14.split_ends[0], h), min(icews14.split_ends[1], h), h), {})
+    altered, truncated = future_variants(icews14, t_star, sel.frame["subject"].to_numpy())
     np.testing.assert_array_equal(model.score_batch(altered, sel, pos), base)
     np.testing.assert_array_equal(model.score_batch(truncated, sel, pos), base)
     # and the test can see a change: altering the events before t* does change the scores
+    h, rng, frame = icews14.history_end(t_star), np.random.default_rng(1), altered.frame.copy()
     frame.loc[np.arange(h - 2000, h), "object"] = rng.integers(icews14.num_entities, size=2000).astype(np.int32)
     past = EventLog("past", frame, icews14.entities, icews14.relations, icews14.time_spec, icews14.split_ends, {})
     assert not np.array_equal(model.score_batch(past, sel, pos), base)

@@ -39,6 +39,14 @@ def firing_score(conf: float, dt: float, lam: float, mix: float) -> float:
 
 
 @jit
+def aggregate(current: float, sc: float, agg: int) -> float:
+    """One more firing of score ``sc`` into a candidate's score: noisy-or (as -log(1 - p) sums) or max."""
+    if agg == NOISY_OR:
+        return current - np.log1p(-min(sc, 1.0 - 1e-7))
+    return max(current, sc)
+
+
+@jit
 def walk_rule(s: int, t: float, r1: int, r2: int, best: Any, touched: Any,
               tri_rel: Any, tri_dst: Any, tri_ptr: Any, times: Any, src_ptr: Any) -> int:
     """Fill ``best[y]`` with the latest ``t1`` of the rule's body instances ``s -> y`` before ``t``.
@@ -135,10 +143,7 @@ def score_object(q_s: Any, q_h: Any, q_t: Any, head_ptr: Any, rule_b1: Any, rule
                         continue
                     if out[b, k, y] == 0.0:
                         n_scored[k] += 1
-                    if agg[k] == NOISY_OR:
-                        out[b, k, y] += -np.log1p(-min(sc, 1.0 - 1e-7))
-                    elif sc > out[b, k, y]:
-                        out[b, k, y] = sc
+                    out[b, k, y] = aggregate(out[b, k, y], sc, agg[k])
     return fired
 
 
@@ -219,10 +224,7 @@ def score_relation(q_s: Any, q_o: Any, q_t: Any, head_ptr: Any, rule_b1: Any, ru
                 for k in range(n_cfg):
                     if rule_active[k, ri] and t - t1 <= window[k]:
                         sc = firing_score(rule_conf[ri], t - t1, lam[k], mix[k])
-                        if agg[k] == NOISY_OR:
-                            out[b, k, h] += -np.log1p(-min(sc, 1.0 - 1e-7))
-                        elif sc > out[b, k, h]:
-                            out[b, k, h] = sc
+                        out[b, k, h] = aggregate(out[b, k, h], sc, agg[k])
     return fired
 
 
