@@ -83,6 +83,7 @@ class TokenModel:
 
     def append(self, tokens: Sequence[int]) -> None:
         """Append ``tokens`` without computing logits (the trailing literal of an answer)."""
+        raise NotImplementedError
 
     def token_texts(self) -> list[bytes]:
         raise NotImplementedError
