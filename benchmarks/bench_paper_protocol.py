@@ -21,6 +21,14 @@ temporal rules: there only the base model and the ablations (evidence without ab
 compared in the main job (``benchmarks/results/main_job.md``); the paper's own numbers sit beside
 ours, labelled as different data where they are (``../shared/REFERENCE_RESULTS.md``).
 
+With ``--llm`` the lamp rows use the embedded local LLM instead (``lamp[llm]`` and ``lamp[llm,no_ranker]``:
+the main job's abducer settings, conf/abducer/llm.yaml, with the dataset family's prompt; hybrid
+retrieval), on the configurations ``LLM_CONFIGS`` (the datasets the main job does not cover) and a
+smaller fixed sample (``--queries 100 --valid 50``: 150 LLM calls per configuration). LLM answers are
+cached, so a killed run resumes without repeating its calls. Written to ``paper_protocol_llm.md``::
+
+    python benchmarks/bench_paper_protocol.py --llm --queries 100 --valid 50 --workers 2
+
 A configuration a component does not support is reported as such in the table, never dropped.
 """
 
@@ -37,6 +45,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "paper_protocol.md"
+OUT_LLM = ROOT / "benchmarks" / "results" / "paper_protocol_llm.md"
 
 # (label, dataset, task, M, base model)
 CONFIGS = [(f"{d} object M={m}", d, "object", m, "recurrency") for d in ("icews14", "icews18") for m in (5, 10, 20)]
@@ -56,6 +65,20 @@ PAPER = {
     ("amazon-instruments", "type", 5): "ANHP 2.150; +GPT-3.5 2.060 (paper's Amazon clothing)",
 }
 METHODS = ("lamp[rules]", "lamp[rules,no_ranker]", "ablation:random", "ablation:recent")
+LLM_CONFIGS = [("gdelt object M=5", "gdelt", "object", 5, "recurrency"),
+               ("gdelt relation M=5", "gdelt", "relation", 5, "recurrency"),
+               ("amazon-instruments type M=5", "amazon-instruments", "type", 5, "frequency")]
+USAGE: list[str] = []  # LLM usage per configuration (--llm)
+LLM_METHODS = ("lamp[llm]", "lamp[llm,no_ranker]", "ablation:random", "ablation:recent")
+
+
+def llm_abducer() -> dict[str, Any]:
+    """The main job's LLM abducer settings (conf/abducer/llm.yaml) with the dataset family's prompt."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "conf" / "abducer" / "llm.yaml").read_text(encoding="utf-8"))
+    params["prompt"] = None  # lamp picks the dataset family's prompt (conf/prompt/gdelt.yaml, amazon.yaml)
+    return params
 
 
 def run_one(label: str, dataset: str, task: str, m: int, base: str, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -63,18 +86,31 @@ def run_one(label: str, dataset: str, task: str, m: int, base: str, args: argpar
     from lamp.eval.metrics import paired_difference
 
     t0 = time.perf_counter()
-    abducers = [] if dataset.startswith("amazon") else ["rules"]  # rules need (subject, relation, object) events
+    abducers: list[Any] = [] if dataset.startswith("amazon") else ["rules"]  # rules need (s, r, o) events
+    llm: dict[str, Any] | None = None
+    retriever: dict[str, Any] = {"name": "fuzzy", "max_pool": 200}
+    if args.llm:
+        abducers = [llm_abducer()]
+        llm = {"kind": "local", "packaged": "smollm2", "workers": args.workers, "n_threads": 1,
+               "budget": {"max_calls": args.queries + args.valid}}
+        retriever = {"name": "hybrid"}
     result = lamp.run(dataset=dataset, task=task, directions="object", top_m=m, n_test_queries=args.queries,
-                      n_valid_queries=args.valid, seed=0, base_model=base, abducers=abducers, llm=None,
-                      retriever={"name": "fuzzy", "max_pool": 200}, ablations=["random", "recent"],
+                      n_valid_queries=args.valid, seed=0, base_model=base, abducers=abducers, llm=llm,
+                      retriever=retriever, ablations=["random", "recent"],
                       run_dir=str(Path(args.runs) / label.replace(" ", "_").replace("=", "")),
                       artifacts_dir=args.artifacts)
     seconds = time.perf_counter() - t0
+    u = result.llm_usage or {}
+    if args.llm:
+        USAGE.append(f"{label}: {u.get('calls', 0)} calls + {u.get('cache_hits', 0)} cache hits, "
+                     f"{u.get('prompt_tokens', 0):,} prompt + {u.get('completion_tokens', 0):,} completion tokens, "
+                     f"{u.get('failures', 0)} failures, model {u.get('model', '?')}")
     tables = {r.method: r.table for r in result.methods}
     base_name = f"base:{base}"
     rows = []
     for r in result.metrics:
-        if r["direction"] != "object" or r["method"] not in (base_name, *METHODS):  # the paper's direction
+        methods = LLM_METHODS if args.llm else METHODS
+        if r["direction"] != "object" or r["method"] not in (base_name, *methods):  # the paper's direction
             continue
         row = {"config": label, "method": r["method"], "n_queries": r["n_queries"],
                "n_gold_in_top_m": r["n_gold_in_top_m"], "mean_rank_top_m": r["mean_rank_top_m"],
@@ -109,11 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="run the configurations whose label contains this text")
     ap.add_argument("--runs", default="runs/paper_protocol")
     ap.add_argument("--artifacts", default=os.path.expanduser("~/.cache/lamp/artifacts"))
-    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--out", default=None, help=f"default {OUT.name}, or {OUT_LLM.name} with --llm")
+    ap.add_argument("--llm", action="store_true", help="lamp rows with the embedded local LLM (LLM_CONFIGS)")
+    ap.add_argument("--workers", type=int, default=2, help="local LLM worker processes (1 thread each)")
     args = ap.parse_args(argv)
+    args.out = args.out or str(OUT_LLM if args.llm else OUT)
     rows: list[dict[str, Any]] = []
     timings = []
-    for label, dataset, task, m, base in CONFIGS:
+    for label, dataset, task, m, base in (LLM_CONFIGS if args.llm else CONFIGS):
         if args.only and args.only not in label:
             continue
         t0 = time.perf_counter()
@@ -125,12 +164,21 @@ def main(argv: list[str] | None = None) -> int:
         timings.append(f"{label}: {time.perf_counter() - t0:.0f} s")
         print(table(rows), flush=True)
     cmd = "python benchmarks/bench_paper_protocol.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.llm:
+        title = "# The paper's protocol with the embedded local LLM"
+        method = ("Abducer: the local LLM (SmolLM2-135M-Instruct, llama.cpp; batched, constrained, 2 causes per "
+                  "candidate, 4 train demonstrations; the dataset family's prompt); retriever: hybrid (dense "
+                  "all-MiniLM-L6-v2 + rapidfuzz ratio). LLM usage: " + "; ".join(USAGE) + ". SmolLM2 was trained "
+                  "after these events: possible pre-training leakage.")
+    else:
+        title = "# The paper's protocol without an LLM"
+        method = ("Abducer: mined rules (train split); retriever: fuzzy (rapidfuzz ratio, 200 most recent events "
+                  "per entity); no LLM.")
     text = "\n".join([
-        "# The paper's protocol without an LLM", "",
+        title, "",
         f"Command: `LAMP_DATA_DIR=... HF_HUB_OFFLINE=1 {cmd.strip()}`", "",
         f"Test split, a seeded sample of {args.queries} queries per run (object direction; fixed before the run), "
-        f"ranker trained on {args.valid} valid queries. Abducer: mined rules (train split); retriever: fuzzy "
-        "(rapidfuzz ratio, 200 most recent events per entity); no LLM. mean_rank_top_m: the paper's metric, the "
+        f"ranker trained on {args.valid} valid queries. {method} mean_rank_top_m: the paper's metric, the "
         "mean position of the gold among the top-M over the n_gold_in_top_m queries whose gold is there; "
         "mrr_filtered: time-aware filtered MRR over all candidates (95% bootstrap CI grouped by timestamp). "
         "vs_base: paired bootstrap of the difference to the base model on the same queries (mean rank over "

@@ -224,6 +224,13 @@ def _demo_event(d: Mapping[str, Any], where: str) -> DemoEvent:
                      str(d.get("headline", "")))
 
 
+def demo_records(demos: Sequence[Demonstration]) -> list[dict[str, Any]]:
+    """Demonstrations as records that :func:`demos_from_records` reads back."""
+    keys = ("date", "subject", "relation", "object", "headline")
+    return [{"effect": {k: getattr(d.effect, k) for k in keys},
+             "causes": [{k: getattr(c, k) for k in keys} for c in d.causes]} for d in demos]
+
+
 def demos_from_records(records: Sequence[Mapping[str, Any]]) -> list[Demonstration]:
     """Demonstrations written in YAML: ``[{effect: {...}, causes: [{...}, ...]}, ...]``."""
     out = []

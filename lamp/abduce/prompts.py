@@ -12,18 +12,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from lamp.abduce.demos import DemoEvent, Demonstration, demos_from_records
+from lamp.abduce.demos import DemoEvent, Demonstration, demo_records, demos_from_records
 from lamp.abduce.schema import CauseConstraints
 from lamp.data.eventlog import EventLog
 from lamp.data.render import SEP, render_event, render_row
 from lamp.errors import ConfigError
+from lamp.llm.json_decoding import SEPARATORS
 from lamp.types import AbductionRequest
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,16 @@ class PromptSpec:
                 raise ConfigError(f"{where}: the {name} template has an invalid placeholder ({exc}). Valid "
                                   f"placeholders: {', '.join('{' + k + '}' for k in values)}; write {{{{ and }}}} "
                                   "for literal braces.") from exc
+
+
+    def to_record(self) -> dict[str, Any]:
+        """The spec as :func:`load_prompt_spec` reads it (e.g. to store a prompt inside a saved bundle)."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        if not isinstance(self.definitions, str):
+            out["definitions"] = [{"name": n, "description": d} for n, d in self.definitions]
+        if not isinstance(self.demos, str):
+            out["demos"] = demo_records(self.demos)
+        return out
 
 
 def load_prompt_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> PromptSpec:
@@ -168,7 +179,7 @@ def cause_fields(log: EventLog, with_headline: bool, with_date: bool = True) -> 
 def answer_format(log: EventLog, mode: str, with_headline: bool, with_date: bool = True) -> str:
     causes = [cause_fields(log, with_headline, with_date)]
     shape: dict[str, Any] = {"1": causes, "2": causes} if mode == "batched" else {"causes": causes}
-    return "Answer with JSON only, in this form: " + json.dumps(shape, ensure_ascii=False)
+    return "Answer with JSON only, in this form: " + json.dumps(shape, ensure_ascii=False, separators=SEPARATORS)
 
 
 def demo_text(event: DemoEvent, log: EventLog, level: str, with_headline: bool, with_time: bool = True) -> str:
@@ -181,20 +192,27 @@ def demo_text(event: DemoEvent, log: EventLog, level: str, with_headline: bool, 
     return SEP.join(p for p in parts if p)
 
 
-def demo_answer(demo: Demonstration, log: EventLog, with_headline: bool, with_date: bool = True) -> dict[str, Any]:
+def demo_answer(demo: Demonstration, log: EventLog, with_headline: bool, with_date: bool = True,
+                max_causes: int | None = None) -> dict[str, Any]:
+    """A demonstration's answer: its first ``max_causes`` causes (demonstrations list their best causes
+    first), so a demonstration never shows more causes than the question asks for."""
     keys = cause_fields(log, with_headline, with_date)
     causes = []
-    for c in demo.causes:
+    for c in demo.causes[:max_causes]:
         item = {"subject": c.subject, "relation": c.relation, "object": c.object, "date": c.date,
                 "headline": c.headline}
         causes.append({k: item[k] for k in keys})
     return {"causes": causes}
 
 
-def history_hint(constraints: CauseConstraints) -> str:
+def history_hint(constraints: CauseConstraints, named: Collection[str] = ()) -> str:
+    """The recent actors and dates a constrained answer may use; actors already ``named`` in the
+    question (the candidates' own) are not repeated (a constrained answer may still use them)."""
     parts = []
-    if constraints.entities:
-        parts.append("Actors in the recent history: " + "; ".join(constraints.entities) + ".")
+    others = [e for e in constraints.entities if e not in set(named)]
+    if others:
+        label = "Other actors in the recent history: " if named else "Actors in the recent history: "
+        parts.append(label + "; ".join(others) + ".")
     if constraints.dates:
         parts.append("Dates of recent events: " + ", ".join(constraints.dates) + ".")
     return "\n".join(parts)
@@ -221,7 +239,7 @@ class PromptBuilder:
 
     def _demo_turns(self, demo: Demonstration) -> tuple[tuple[str, str], tuple[str, str]]:
         s = self.spec
-        answer: dict[str, Any] = demo_answer(demo, self.log, s.with_headline, self.with_date)
+        answer: dict[str, Any] = demo_answer(demo, self.log, s.with_headline, self.with_date, self.num_causes)
         if self.mode == "batched":
             event = demo_text(demo.effect, self.log, s.relation_level, s.with_headline, with_time=not self.date_once)
             user = s.batched_question.format(events=f"Candidate 1: {event}", num_causes=self.num_causes,
@@ -230,7 +248,7 @@ class PromptBuilder:
         else:
             event = demo_text(demo.effect, self.log, s.relation_level, s.with_headline)
             user = s.question.format(event=event, num_causes=self.num_causes)
-        return ("user", user), ("assistant", json.dumps(answer, ensure_ascii=False))
+        return ("user", user), ("assistant", json.dumps(answer, ensure_ascii=False, separators=SEPARATORS))
 
     def effect_text(self, req: AbductionRequest, with_time: bool = True) -> str:
         return render_event(self.log, req.subject, req.relation, req.object, req.time,
@@ -246,7 +264,10 @@ class PromptBuilder:
         else:
             text = s.question.format(event=self.effect_text(group[0]), num_causes=self.num_causes)
         if constraints is not None and s.history_hint and constraints.active:
-            text += "\n" + history_hint(constraints)
+            named = {self.log.entities.name(e) for r in group for e in (r.subject, r.object) if e >= 0}
+            hint = history_hint(constraints, named)
+            if hint:
+                text += "\n" + hint
         return text
 
     def build(self, group: Sequence[AbductionRequest], constraints: CauseConstraints | None,

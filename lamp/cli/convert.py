@@ -24,7 +24,7 @@ def _component(node: Any, key: str = "name") -> Component | None:
 
 
 def _extra_abducer(cfg: DictConfig, name: str) -> Component:
-    from lamp.cli.run import conf_dir
+    from lamp.pipeline.config import conf_dir
 
     path = conf_dir() / "abducer" / f"{name}.yaml"
     if not path.is_file():

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from pathlib import Path
 
 from lamp.errors import LampError
+from lamp.pipeline.config import conf_dir
 
 logger = logging.getLogger(__name__)
-
-
-def conf_dir() -> Path:
-    """The Hydra config folder: ``$LAMP_CONF_DIR``, else the repository's ``conf/``."""
-    env = os.environ.get("LAMP_CONF_DIR")
-    if env:
-        return Path(env).resolve()
-    return (Path(__file__).resolve().parents[2] / "conf").resolve()
 
 
 def run_hydra(argv: list[str]) -> int:

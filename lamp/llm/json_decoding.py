@@ -6,15 +6,18 @@ step. In an abduction answer almost every token is forced: the keys, the punctua
 of an entity name once its first token is chosen from a short list. This decoder walks the schema
 instead and only asks the model where there is a real choice:
 
-- literal text (``{"subject": ``, ``, ``, ``}``) is appended without sampling;
+- literal text (``{"subject":``, ``,``, ``}``) is appended without sampling;
 - an ``enum`` is a trie over the tokenized, JSON-encoded options: tokens that the trie forces are
   appended, and the model picks among the trie's branches only where it branches;
-- an array chooses between ``, `` and ``]`` after each item from ``minItems`` to ``maxItems``;
+- an array chooses between ``,`` and ``]`` after each item from ``minItems`` to ``maxItems``;
 - a free ``string`` is sampled token by token from the tokens that cannot break the JSON string.
 
 Forced tokens are evaluated together with the next choice in one batch, so a cause event costs a
-handful of forward passes instead of ~60. The text is printed as ``json.dumps`` prints it (the
-layout of the demonstrations), so the answer is valid JSON of the schema by construction.
+handful of forward passes instead of ~60. Forced tokens after the last choice are never evaluated
+(nothing depends on them). The text is compact JSON, as ``json.dumps(value, separators=SEPARATORS)``
+prints it (the layout of lamp's demonstrations): valid JSON of the schema by construction, and about
+15% fewer tokens per cause event than json.dumps' default spacing, which on a 2-core CPU is 15% of a
+call's decoding time (every forced token is still evaluated before the next choice).
 
 Supported schemas: objects whose properties are all required with ``additionalProperties: false``,
 arrays with ``1 <= minItems <= maxItems``, strings with or without ``enum``. :func:`supported`
@@ -36,7 +39,8 @@ from typing import Any
 import numpy as np
 
 MAX_FREE_STRING_TOKENS = 48
-VERSION = 1  # bump when the decoded text of a request can change (it is part of LocalBackend.model_id)
+SEPARATORS = (",", ":")  # the answer's layout: compact JSON
+VERSION = 2  # bump when the decoded text of a request can change (it is part of LocalBackend.model_id)
 
 
 def supported(schema: Any) -> bool:
@@ -79,10 +83,6 @@ class TokenModel:
 
     def logits(self, tokens: Sequence[int]) -> np.ndarray:
         """Append ``tokens`` to the context and return the next-token logits."""
-        raise NotImplementedError
-
-    def append(self, tokens: Sequence[int]) -> None:
-        """Append ``tokens`` without computing logits (the trailing literal of an answer)."""
         raise NotImplementedError
 
     def token_texts(self) -> list[bytes]:
@@ -189,7 +189,7 @@ class JumpForwardDecoder:
 
     # -- the schema walk ---------------------------------------------------------------------------------
     def emit(self, schema: Mapping[str, Any], lead: str = "") -> None:
-        """Appends a value of ``schema`` printed as ``json.dumps`` prints it, after ``lead``."""
+        """Appends a value of ``schema`` printed as compact JSON (:data:`SEPARATORS`), after ``lead``."""
         if "enum" in schema:
             self.choose([lead + json.dumps(v, ensure_ascii=False) for v in schema["enum"]])
             return
@@ -198,14 +198,14 @@ class JumpForwardDecoder:
             self.free_string(lead)
         elif kind == "object":
             for i, (key, sub) in enumerate(schema["properties"].items()):
-                self.literal((lead + "{" if i == 0 else ", ") + json.dumps(key, ensure_ascii=False) + ":")
-                self.emit(sub, " ")
+                self.literal((lead + "{" if i == 0 else ",") + json.dumps(key, ensure_ascii=False) + ":")
+                self.emit(sub)
             self.literal("}")
         elif kind == "array":
             lo, hi = int(schema.get("minItems", 1)), int(schema["maxItems"])
             self.literal(lead + "[")
             for i in range(hi):
-                self.emit(schema["items"], " " if i else "")
+                self.emit(schema["items"])
                 if i + 1 < lo:
                     self.literal(",")
                 elif i + 1 < hi and self.choose([",", "]"]) == 1:
@@ -222,9 +222,7 @@ class JumpForwardDecoder:
             self.emit(schema)
         except OutOfTokens:
             complete = False
-        if self.pending:
-            self.model.append(self.pending)
-            self.pending = []
+        self.pending = []  # the trailing literal: no later choice reads it, so it is not evaluated
         return "".join(self.parts), self.generated, complete
 
 
@@ -265,9 +263,6 @@ class LlamaTokenModel(TokenModel):
         self._eval(tokens)
         ptr = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
-
-    def append(self, tokens: Sequence[int]) -> None:
-        self._eval(tokens)
 
     def token_texts(self) -> list[bytes]:
         if self._texts is None:

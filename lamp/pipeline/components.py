@@ -11,7 +11,7 @@ import numpy as np
 
 from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
-from lamp.pipeline.config import Component, PipelineConfig
+from lamp.pipeline.config import Component, PipelineConfig, default_prompt
 from lamp.tpp.base import BaseModel, CandidateTable
 from lamp.types import Abducer, Evidence
 
@@ -53,16 +53,18 @@ class Components:
         return outcome.order, dict(outcome.info)
 
 
-def _abducer_kwargs(comp: Component, client: Any) -> dict[str, Any]:
+def _abducer_kwargs(comp: Component, client: Any, dataset: str) -> dict[str, Any]:
+    """Keyword arguments of an abducer; an LLM abducer without a prompt gets its dataset family's."""
     params = dict(comp.params)
-    if comp.name == "llm":
+    if comp.name in ("llm", "llm_rules"):
         from lamp.abduce.llm_abducer import LLMAbducer
 
-        return {"_instance": LLMAbducer.from_config(client, params)}
-    if comp.name == "llm_rules":
-        from lamp.abduce.llm_abducer import LLMAbducer
-
-        params["llm"] = LLMAbducer.from_config(client, params.get("llm") or {})
+        llm_params = dict(params if comp.name == "llm" else params.get("llm") or {})
+        if llm_params.get("prompt") is None:
+            llm_params["prompt"] = str(default_prompt(dataset))
+        if comp.name == "llm":
+            return {"_instance": LLMAbducer.from_config(client, llm_params)}
+        params["llm"] = LLMAbducer.from_config(client, llm_params)
     if comp.name == "pmi":
         params["backend"] = getattr(client, "backend", client)
     return params
@@ -99,7 +101,7 @@ def build_components(cfg: PipelineConfig, log: EventLog, *, base_model: BaseMode
     configs: dict[str, Any] = {name: type(a).__name__ for name, a in built.items()}
     if not abducers:
         for comp in cfg.abducers:
-            kwargs = _abducer_kwargs(comp, client)
+            kwargs = _abducer_kwargs(comp, client, log.name)
             built[comp.name] = kwargs.pop("_instance", None) or build_abducer(comp.name, **kwargs)
             configs[comp.name] = comp.params
     retriever_params = {k: v for k, v in cfg.retriever.params.items() if k not in ("rescore", "rescore_keep")}

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lamp.errors import ConfigError
 
 STAGES = ("data", "base", "abduce", "retrieve", "rank", "eval")
 ABLATIONS = ("random", "recent", "effect_similarity")
+# Dataset name prefix -> the prompt written for that family (conf/prompt/<family>.yaml).
+PROMPT_FAMILIES = (("icews", "icews"), ("gdelt", "gdelt"), ("amazon", "amazon"))
+
+
+def conf_dir() -> Path:
+    """The config folder: ``$LAMP_CONF_DIR``, else the repository's ``conf/``."""
+    env = os.environ.get("LAMP_CONF_DIR")
+    if env:
+        return Path(env).resolve()
+    return (Path(__file__).resolve().parents[2] / "conf").resolve()
+
+
+def default_prompt(dataset: str) -> Path:
+    """The prompt of a dataset's family (``icews14`` -> ``conf/prompt/icews.yaml``), for LLM abducers
+    configured without one."""
+    for prefix, family in PROMPT_FAMILIES:
+        if dataset.lower().startswith(prefix):
+            return conf_dir() / "prompt" / f"{family}.yaml"
+    raise ConfigError(
+        f"No prompt is written for dataset {dataset!r} (lamp's prompts are for icews*, gdelt* and amazon* data). "
+        "Fix: give the LLM abducer a prompt, e.g. abducers=[{'name': 'llm', 'prompt': 'my_prompt.yaml'}] "
+        "(copy conf/prompt/icews.yaml and describe your events), or prompt=<name> on the command line.")
 
 
 @dataclass(frozen=True)

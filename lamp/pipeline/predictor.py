@@ -46,6 +46,8 @@ import numpy as np
 import pandas as pd
 
 import lamp
+from lamp.abduce.demos import demo_records
+from lamp.abduce.prompts import PromptSpec
 from lamp.data.eventlog import EventLog, Vocab
 from lamp.data.queries import QuerySet, make_queries
 from lamp.data.render import SEP, render_event
@@ -189,7 +191,7 @@ class Pipeline:
         if hasattr(inner, "demonstrations"):  # an LLM abducer keeps its train demonstrations for predict()
             inner.fixed_demonstrations = list(inner.demonstrations(log))
         config = {"task": "object", "top_m": top_m, "seed": seed, "base_model": asdict(cfg.base_model),
-                  "abducer": asdict(ab), "retriever": asdict(cfg.retriever),
+                  "abducer": _stored_abducer(ab, the_abducer), "retriever": asdict(cfg.retriever),
                   "ranker": None if cfg.ranker is None else dict(cfg.ranker.params), "llm": _public_llm(llm_cfg)}
         meta = {"name": log.name, "fingerprint": log.fingerprint(), "events": len(log),
                 **{k: v for k, v in log.meta.items() if k in ("relation_root", "cameo_roots")}}
@@ -382,7 +384,7 @@ class Pipeline:
                 params["rules"] = {**dict(params.get("rules") or {}), "rules": rules}
             else:
                 params["rules"] = rules
-        kwargs = _abducer_kwargs(Component(ab.name, params), client)
+        kwargs = _abducer_kwargs(Component(ab.name, params), client, str(manifest.get("dataset", {}).get("name", "")))
         abducer = kwargs.pop("_instance", None) or build_abducer(ab.name, **kwargs)
         if "demonstrations" in files:
             from lamp.abduce.demos import demos_from_records
@@ -438,14 +440,28 @@ def _evidence_event(log: EventLog, row: int, score: float) -> EvidenceEvent:
                          log.entities.name(o) if o >= 0 else "", score)
 
 
+def _stored_abducer(ab: Component, abducer: Any) -> dict[str, Any]:
+    """The abducer's config for the bundle; an LLM abducer's prompt is stored whole (not as a file
+    path), so a bundle loads on a machine without that file."""
+    out = asdict(ab)
+    inner = getattr(abducer, "llm", abducer)
+    prompt = getattr(inner, "prompt", None)
+    if isinstance(prompt, PromptSpec):
+        params = dict(out["params"])
+        if ab.name == "llm_rules":
+            params["llm"] = {**dict(params.get("llm") or {}), "prompt": prompt.to_record()}
+        else:
+            params["prompt"] = prompt.to_record()
+        out["params"] = params
+    return out
+
+
 def _demos_of(abducer: Any) -> list[dict[str, Any]] | None:
     inner = getattr(abducer, "llm", abducer)
     demos = getattr(inner, "fixed_demonstrations", None)
     if demos is None:
         return None
-    keys = ("date", "subject", "relation", "object", "headline")
-    return [{"effect": {k: getattr(d.effect, k) for k in keys},
-             "causes": [{k: getattr(c, k) for k in keys} for c in d.causes]} for d in demos]
+    return demo_records(demos)
 
 
 def _set_demos(abducer: Any, demos: Sequence[Any]) -> None:

@@ -138,7 +138,7 @@ def test_system_prompt_has_the_20_cameo_roots(data_dir: Path) -> None:
     b = PromptBuilder(load_prompt_spec(CONF / "icews.yaml"), log, [], num_causes=2, mode="per_candidate",
                       count_tokens=len, context_length=100_000)
     assert "01 Make public statement" in b.system and "20 Use unconventional mass" in b.system
-    assert '{"causes": [{"subject"' in b.system  # the answer format follows the schema's fields
+    assert '{"causes":[{"subject"' in b.system  # the answer format follows the schema's fields
 
 
 def test_builder_drops_shots_to_fit_then_raises() -> None:
@@ -194,4 +194,26 @@ def test_batched_prompt_prints_the_shared_date_once_and_keys_causes_by_candidate
     demo_answer = json.loads(msgs[2][1])
     assert list(demo_answer) == ["1"] and isinstance(demo_answer["1"], list)  # {"1": [cause, ...]}
     assert all("date" not in c for c in demo_answer["1"])  # with_date=False: no date field anywhere
+    # a demonstration shows at most the causes the question asks for: its best (first) ones
+    one = PromptBuilder(spec, log, demos, num_causes=1, mode="batched", count_tokens=len, context_length=100_000)
+    shown = json.loads(one.demo_turns[0][1][1])["1"]
+    assert len(demos[0].causes) > 1 and [c["relation"] for c in shown] == [demos[0].causes[0].relation]
     assert '"date"' not in msgs[0][1]
+
+
+def test_history_hint_lists_only_the_actors_the_question_does_not_name() -> None:
+    log = synthetic_log()
+    spec = dataclasses.replace(load_prompt_spec(CONF / "icews.yaml"), definitions="none")
+    b = PromptBuilder(spec, log, [], num_causes=2, mode="batched", count_tokens=len, context_length=100_000)
+    group = [_request(log, log.split_ends[1])]
+    named = {log.entities.name(group[0].subject), log.entities.name(group[0].object)}
+    others = ("Country Q", "Country R")
+    cons = CauseConstraints(entities=(*sorted(named), *others), dates=("2014-01-02",))
+    question = b.question(group, cons)
+    assert "Other actors in the recent history: Country Q; Country R." in question
+    assert not any(n in question.split("Other actors")[1] for n in named)
+    # the constrained answer may still name the candidates' own actors
+    item = batched_schema(1, 2, cons)["properties"]["1"]["items"]
+    assert set(named) <= set(item["properties"]["subject"]["enum"])
+    # with nothing left to add, no hint line about actors at all
+    assert "actors" not in b.question(group, CauseConstraints(entities=tuple(sorted(named))))

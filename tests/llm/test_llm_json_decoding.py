@@ -16,6 +16,7 @@ import pytest
 from lamp.abduce.schema import CauseConstraints, batched_schema, causes_schema
 from lamp.llm.json_decoding import (
     MAX_FREE_STRING_TOKENS,
+    SEPARATORS,
     JumpForwardDecoder,
     TokenModel,
     free_string_tokens,
@@ -37,15 +38,12 @@ class CharModel(TokenModel):
         return [ALPHABET.index(c) for c in text]
 
     def logits(self, tokens: Sequence[int]) -> np.ndarray:
-        self.append(tokens)
+        self.context.extend(tokens)
+        self.evaluated += len(tokens)
         out = np.zeros(len(ALPHABET))
         for ch, bonus in self.prefer.items():
             out[ALPHABET.index(ch)] = bonus
         return out
-
-    def append(self, tokens: Sequence[int]) -> None:
-        self.context.extend(tokens)
-        self.evaluated += len(tokens)
 
     def token_texts(self) -> list[bytes]:
         return [c.encode() for c in ALPHABET]
@@ -57,9 +55,13 @@ class CharModel(TokenModel):
 def decode(schema: dict, model: CharModel, **kw: object) -> tuple[str, JumpForwardDecoder, bool]:
     dec = JumpForwardDecoder(model, free_tokens=lambda: free_string_tokens(model.token_texts(), set()), **kw)
     text, generated, complete = dec.run(schema)
-    assert generated == len(model.context) == model.evaluated  # every token reached the model exactly once
-    # The text is what the model saw (cut at the last complete piece when max_tokens ran out).
-    assert model.text() == text if complete else model.text().startswith(text)
+    assert len(model.context) == model.evaluated <= generated  # no token reached the model twice
+    if complete:
+        # The model saw the answer up to its last choice; that choice's token (one character here) and
+        # the trailing literal (closing quotes and brackets) are never evaluated: nothing reads them.
+        assert text.startswith(model.text()) and set(text[len(model.text()) + 1:]) <= set('"]}')
+    else:  # cut where max_tokens ran out: the pieces written agree with what the model saw
+        assert text.startswith(model.text()) or model.text().startswith(text)
     return text, dec, complete
 
 
@@ -73,7 +75,7 @@ def test_abduction_schemas_decode_to_valid_json_in_the_demonstration_layout() ->
         assert supported(schema)
         text, dec, complete = decode(schema, CharModel())
         data = json.loads(text)
-        assert complete and json.dumps(data, ensure_ascii=False) == text  # exactly json.dumps' layout
+        assert complete and json.dumps(data, ensure_ascii=False, separators=SEPARATORS) == text  # compact
         answers = list(data.values()) if "causes" not in data else [data["causes"]]
         for answer in answers:
             assert 1 <= len(answer) <= 3

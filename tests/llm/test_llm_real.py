@@ -20,6 +20,7 @@ import pytest
 from llm_fakes import REAL_THREADS
 
 from lamp.llm import LLMCache, LLMClient, LLMRequest, build_backend
+from lamp.llm.json_decoding import SEPARATORS
 from lamp.llm.local_backend import LocalBackend
 
 pytestmark = [pytest.mark.real_llm, pytest.mark.slow]
@@ -73,7 +74,7 @@ def test_local_jump_forward_json(local: LocalBackend) -> None:
     (resp,) = local.generate([req])
     assert resp.ok, resp.error
     data = json.loads(resp.text)
-    assert json.dumps(data, ensure_ascii=False) == resp.text and 1 <= len(data["causes"]) <= 3
+    assert json.dumps(data, ensure_ascii=False, separators=SEPARATORS) == resp.text and 1 <= len(data["causes"]) <= 3
     for cause in data["causes"]:
         assert cause["subject"] in CAUSES["properties"]["causes"]["items"]["properties"]["subject"]["enum"]
         assert cause["date"] in ("2014-03-01", "2014-03-10") and '"' not in cause["note"]

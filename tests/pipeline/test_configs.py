@@ -8,8 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from lamp.cli.convert import to_pipeline_config
-from lamp.cli.run import conf_dir
-from lamp.pipeline.config import PipelineConfig
+from lamp.pipeline.config import PipelineConfig, conf_dir
 
 CONF = conf_dir()
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
