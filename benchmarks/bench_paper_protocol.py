@@ -81,6 +81,14 @@ def llm_abducer() -> dict[str, Any]:
     return params
 
 
+def _reused(r: dict[str, Any] | None) -> str:
+    if not r:
+        return ""
+    return (f" (abduction reused from an earlier run of this command, which paid {r['calls']:g} calls + "
+            f"{r['cache_hits']:g} cache hits, {r['prompt_tokens']:,.0f} prompt + {r['completion_tokens']:,.0f} "
+            "completion tokens)")
+
+
 def run_one(label: str, dataset: str, task: str, m: int, base: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     import lamp
     from lamp.eval.metrics import paired_difference
@@ -104,7 +112,8 @@ def run_one(label: str, dataset: str, task: str, m: int, base: str, args: argpar
     if args.llm:
         USAGE.append(f"{label}: {u.get('calls', 0)} calls + {u.get('cache_hits', 0)} cache hits, "
                      f"{u.get('prompt_tokens', 0):,} prompt + {u.get('completion_tokens', 0):,} completion tokens, "
-                     f"{u.get('failures', 0)} failures, model {u.get('model', '?')}")
+                     f"{u.get('failures', 0)} failures, model {u.get('model', '?')}"
+                     + _reused(u.get("reused_from_artifacts")))
     tables = {r.method: r.table for r in result.methods}
     base_name = f"base:{base}"
     rows = []

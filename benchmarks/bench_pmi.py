@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     rules = build_abducer("rules", max_causes=10)
 
     def measure(label: str, evidence: list[Any], seconds: float, calls: int) -> dict[str, Any]:
-        order = no_ranker_order(table, evidence)
+        order, _ = no_ranker_order(table, evidence)
         ranks = np.array([int(np.flatnonzero(order[i] == gold_pos[i])[0]) + 1 for i in np.flatnonzero(have)])
         return {"variant": label, "queries": len(queries), "gold_in_top_m": int(have.sum()),
                 "mean_rank_top_m": float(ranks.mean()) if ranks.size else float("nan"),

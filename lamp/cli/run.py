@@ -41,6 +41,10 @@ def run_hydra(argv: list[str]) -> int:
             print("LLM budget used: " + ", ".join(f"{k}={usage[k]}" for k in
                                                   ("calls", "cache_hits", "prompt_tokens", "completion_tokens",
                                                    "failures", "estimated_cost_usd", "budget_stopped") if k in usage))
+            reused = usage.get("reused_from_artifacts")
+            if reused:
+                print("reused abduction artifacts (paid by an earlier run, not again): "
+                      + ", ".join(f"{k}={v:g}" for k, v in reused.items()))
         print(f"outputs: {result.run_dir}")
 
     old = sys.argv

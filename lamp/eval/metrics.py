@@ -7,8 +7,8 @@ What each metric conditions on:
   counted; ``n_gold_in_top_m`` says how many were). Positions are unfiltered: the list as a ranker sees it.
 - ``mrr_filtered`` / ``hits_at_k``: from ``gold_rank_filtered``, the gold's time-aware filtered rank
   over the FULL candidate set (average tie rule), over all queries. After a ranker reorders the
-  top-M (:func:`apply_reorder`), a gold inside the top-M takes its new filtered position and every
-  other query keeps its base rank. For ``relation_object`` (factored candidates) a gold outside the
+  top-M (:func:`apply_reorder`), a gold inside the top-M takes its new filtered rank, ties of the
+  reordering's own keys averaged the same way, and every other query keeps its base rank. For ``relation_object`` (factored candidates) a gold outside the
   factored set has no rank (NaN); these metrics are then NaN and only the top-M metrics are reported.
 - Every mean gets a 95% interval from :mod:`lamp.eval.bootstrap` (resampling timestamps).
 """
@@ -73,12 +73,19 @@ def ranking_metrics(ranks: np.ndarray) -> dict[str, float]:
 
 
 def apply_reorder(table: CandidateTable, order: np.ndarray, method: str | None = None, *,
-                  scores: np.ndarray | None = None) -> CandidateTable:
+                  scores: np.ndarray | None = None, tie_keys: np.ndarray | None = None) -> CandidateTable:
     """Reorder each query's top-M by ``order`` ([Q, M], a permutation of positions 0..M-1 per row, best first).
 
-    A gold answer inside the top-M gets filtered rank ``1 + (its new 0-based position) - (other true
-    answers placed before it)``; every other query keeps its base rank (the rest keep the base order).
-    ``scores`` ([Q, M], in the new order) replaces the base scores, e.g. with the ranker's scores.
+    The new ranking is the reordered top-M block followed by the rest in base order. A gold answer
+    inside the block gets its filtered rank under the average tie rule: 1 + the other non-answers
+    placed strictly above it + half of those tied with it, where ``tie_keys`` ([Q, M] or [Q, M, K],
+    aligned with the BASE positions: the new order's sort keys) say which candidates the reordering
+    could not tell apart; ``None`` means a strict order. Two cases keep the base rank's tie share:
+    if the gold has the same candidates above it and tied with it as in the base order, its base rank
+    is kept exactly; if it stays in the block's last tie group and was in it before, a base tie that
+    straddles the M cut keeps its share from outside the block. Every query whose gold is not in the
+    block keeps its base rank. ``scores`` ([Q, M], in the new order) replaces the base scores, e.g.
+    with the ranker's.
     """
     order = np.asarray(order)
     shape = table.candidates.shape
@@ -91,22 +98,53 @@ def apply_reorder(table: CandidateTable, order: np.ndarray, method: str | None =
     new_scores = np.take_along_axis(table.scores, order, axis=1) if scores is None else np.asarray(scores, np.float32)
     if new_scores.shape != shape:
         raise ConfigError(f"scores has shape {new_scores.shape}, expected {shape}.")
+    if tie_keys is None:  # a strict order: every candidate its own key
+        keys = np.arange(shape[1], dtype=np.float64)[None, :, None].repeat(shape[0], 0)
+    else:
+        keys = np.asarray(tie_keys, dtype=np.float64)
+        if keys.shape[:2] != shape or keys.ndim not in (2, 3):
+            raise ConfigError(f"tie_keys has shape {keys.shape}, expected {shape} or {shape} + (K,).")
+        keys = keys.reshape(shape[0], shape[1], -1)
     q = table.queries
     target = q.frame["target"].to_numpy().astype(np.int64)
+    is_true = _true_cells(q, table.candidates)
+    is_gold = table.candidates == target[:, None]
+    has_gold = is_gold.any(axis=1)
+    ident = np.arange(shape[1])[None, :].repeat(shape[0], 0)
+    b_pos, b_above, b_tied, b_last = _standing(ident, table.scores.astype(np.float64)[:, :, None], is_true, is_gold)
+    n_pos, n_above, n_tied, n_last = _standing(order, keys, is_true, is_gold)
+    same = (b_above == n_above).all(axis=1) & (b_tied == n_tied).all(axis=1)
+    straddle = n_pos + (table.gold_rank_filtered - b_pos)  # the base tie's share from beyond the cut, carried over
+    ranks = np.where(same, table.gold_rank_filtered, np.where(b_last & n_last, np.maximum(1.0, straddle), n_pos))
+    ranks = np.where(has_gold, ranks, table.gold_rank_filtered)
+    return replace(table, method=method or table.method, candidates=cands, scores=new_scores, gold_rank_filtered=ranks)
+
+
+def _true_cells(q: Any, cands: np.ndarray) -> np.ndarray:
+    """[Q, M] bool: the candidate is a true answer of its query (the gold or a filtered one)."""
     n_cand = max(int(q.num_candidates), int(cands.max(initial=0)) + 1)
     owner, flat = _filter_cells(q)
     true_keys = np.sort(owner * n_cand + q.filter_ids[flat])
-    cell_keys = np.arange(shape[0])[:, None] * n_cand + cands
+    cell_keys = np.arange(cands.shape[0])[:, None] * n_cand + cands
     idx = np.minimum(np.searchsorted(true_keys, cell_keys), max(len(true_keys) - 1, 0))
-    is_true = (true_keys[idx] == cell_keys) if len(true_keys) else np.zeros(shape, dtype=bool)
-    is_gold = cands == target[:, None]
-    other_true = is_true & ~is_gold
-    has_gold = is_gold.any(axis=1)
-    new_pos = is_gold.argmax(axis=1)
-    before = np.cumsum(other_true, axis=1) - other_true  # other true answers strictly before each cell
-    filtered_pos = new_pos - before[np.arange(shape[0]), new_pos]
-    ranks = np.where(has_gold, 1.0 + filtered_pos, table.gold_rank_filtered)
-    return replace(table, method=method or table.method, candidates=cands, scores=new_scores, gold_rank_filtered=ranks)
+    return (true_keys[idx] == cell_keys) if len(true_keys) else np.zeros(cands.shape, dtype=bool)
+
+
+def _standing(order: np.ndarray, keys: np.ndarray, is_true: np.ndarray, is_gold: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The gold's standing in the block under ``order`` (best first; ``keys`` aligned with base
+    positions, equal keys = tied): its expected filtered 1-based position (non-answers only counted),
+    the [Q, M] masks of non-answers above it and tied with it, and whether it is in the last tie group."""
+    rows = np.arange(order.shape[0])
+    gold_base = is_gold.argmax(axis=1)
+    tied_all = (keys == keys[rows, gold_base][:, None, :]).all(axis=2) & ~is_gold  # [Q, M] base positions
+    where = np.empty_like(order)
+    np.put_along_axis(where, order, np.arange(order.shape[1])[None, :].repeat(order.shape[0], 0), axis=1)
+    after = where > where[rows, gold_base][:, None]
+    in_last = ~(after & ~tied_all).any(axis=1)  # nothing placed after the gold is untied with it
+    other = ~is_true
+    above, tied = ~after & ~tied_all & ~is_gold & other, tied_all & other
+    return 1.0 + above.sum(axis=1) + 0.5 * tied.sum(axis=1), above, tied, in_last
 
 
 def _filter_cells(q: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ from lamp.types import Abducer, Evidence
 logger = logging.getLogger(__name__)
 
 LLM_ABDUCERS = ("llm", "llm_rules", "pmi")
+USAGE_COUNTERS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "failures", "wall_time_s")
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Components:
     llm_client: Any = None
     llm_id: str | None = None
     rank_outcomes: dict[str, Any] = field(default_factory=dict)
+    reused_usage: dict[str, float] = field(default_factory=dict)  # LLM usage paid by earlier runs (reused artifacts)
 
     def uses_llm(self, abducer: str) -> bool:
         return abducer in LLM_ABDUCERS and self.llm_client is not None
@@ -41,16 +43,30 @@ class Components:
             return {}
         usage = self.llm_client.usage.to_dict()
         usage["model"] = self.llm_id
+        if self.reused_usage:
+            # abduction artifacts reused from an earlier run: their calls are not paid again, but say what they cost
+            usage["reused_from_artifacts"] = dict(self.reused_usage)
         return dict(usage)
 
+    def usage_snapshot(self) -> dict[str, float]:
+        """The client's running counters (subtract two snapshots for what one stage paid)."""
+        if self.llm_client is None:
+            return {}
+        u = self.llm_client.usage
+        return {k: getattr(u, k) for k in USAGE_COUNTERS}
+
+    def add_reused(self, usage: Mapping[str, float]) -> None:
+        for k in USAGE_COUNTERS:
+            self.reused_usage[k] = self.reused_usage.get(k, 0) + usage.get(k, 0)
+
     def rank(self, log: EventLog, tables: dict[str, CandidateTable], evid: Mapping[str, Sequence[Evidence]], *,
-             seed: int, progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
-        """Train the ranker on the valid queries and return the test order and what it learned."""
+             seed: int, progress: bool) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+        """Train the ranker on the valid queries; return the test order, its tie keys and what it learned."""
         from lamp.rank.stage import rank_top_m
 
         params = dict(self.ranker_config or {})
         outcome = rank_top_m(log, tables, dict(evid), seed=seed, progress=progress, **params)
-        return outcome.order, dict(outcome.info)
+        return outcome.order, outcome.tie_keys, dict(outcome.info)
 
 
 def _abducer_kwargs(comp: Component, client: Any, dataset: str) -> dict[str, Any]:
@@ -112,14 +128,20 @@ def build_components(cfg: PipelineConfig, log: EventLog, *, base_model: BaseMode
         main_retriever = PMIRescorer(main_retriever, PMIScorer(getattr(client, "backend", client)),
                                      keep=int(cfg.retriever.params.get("rescore_keep", 8)))
     ablations = {a: build_retriever(a, **_ablation_params(cfg, a)) for a in cfg.ablations}
-    retriever_configs: dict[str, Any] = {"main": [cfg.retriever.name, cfg.retriever.params]}
-    retriever_configs.update({a: [a, _ablation_params(cfg, a)] for a in cfg.ablations})
+    # keyed with the embedding cache's key too: it names the model and the resolved precision
+    retriever_configs: dict[str, Any] = {"main": [cfg.retriever.name, cfg.retriever.params, _embedding_key(main_retriever)]}
+    retriever_configs.update({a: [a, _ablation_params(cfg, a), _embedding_key(ablations[a])] for a in cfg.ablations})
     llm_id = None
     if client is not None:
         backend = getattr(client, "backend", client)
         llm_id = f"{getattr(backend, 'name', 'llm')}:{getattr(backend, 'model_id', '?')}"
     ranker = None if cfg.ranker is None else dict(cfg.ranker.params)
     return Components(model, built, configs, main_retriever, ablations, retriever_configs, ranker, client, llm_id)
+
+
+def _embedding_key(retriever: Any) -> str | None:
+    emb = getattr(retriever, "embeddings", None)
+    return getattr(getattr(emb, "encoder", None), "key", None)
 
 
 def _ablation_params(cfg: PipelineConfig, ablation: str) -> dict[str, Any]:
@@ -138,6 +160,6 @@ def _ablation_params(cfg: PipelineConfig, ablation: str) -> dict[str, Any]:
             accepted |= {p.name for p in inspect.signature(init).parameters.values()
                          if p.kind is inspect.Parameter.KEYWORD_ONLY}
     # effect_similarity asks one query per candidate, so it keeps its own top_k (= max_evidence)
-    shared = ("max_evidence", "max_pool", "window", "model", "device", "batch_size", "seed") + \
+    shared = ("max_evidence", "max_pool", "window", "model", "device", "batch_size", "precision", "seed") + \
         (() if ablation == "effect_similarity" else ("top_k",))
     return {k: v for k, v in cfg.retriever.params.items() if k in shared and k in accepted}

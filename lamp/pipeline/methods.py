@@ -53,7 +53,7 @@ def run_methods(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, lo
     requests = {s: abduction_requests(log, tables[s]) for s in SPLITS}
     for name, abducer in comps.abducers.items() if "abduce" in cfg.stages else []:
         key = stable_hash(base_key, name, comps.abducer_configs[name], comps.llm_id if comps.uses_llm(name) else None)
-        results = _abduce(cfg, store, clock, log, requests, name, abducer, key)
+        results = _abduce(cfg, store, clock, log, requests, name, abducer, key, comps)
         llm = comps.llm_id if comps.uses_llm(name) else None
         summary = {f"abduce_{k}": v for k, v in abduction_summary(results["test"] + results["valid"]).items()}
         if "retrieve" not in cfg.stages:
@@ -72,14 +72,19 @@ def run_methods(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, lo
 
 
 def _abduce(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, log: EventLog,
-            requests: dict[str, list[AbductionRequest]], name: str, abducer: Any, key: str) -> dict[str, list[AbductionResult]]:
+            requests: dict[str, list[AbductionRequest]], name: str, abducer: Any, key: str,
+            comps: Components) -> dict[str, list[AbductionResult]]:
     with clock.stage(f"abduce[{name}]") as st:
         if store.exists("abduce", key):
             st.skipped = True
+            comps.add_reused(store.info("abduce", key).get("llm_usage") or {})
             return {s: load_abduction(store.path("abduce", key) / s) for s in SPLITS}
+        before = comps.usage_snapshot()
         # valid first: the ranker needs it; LLM calls are cached one by one, so a killed run resumes here
         results = {s: abducer.abduce(log, requests[s]) for s in SPLITS}
-        with store.writing("abduce", key, {"abducer": name, **abduction_summary(results["test"])}) as tmp:
+        paid = {k: v - before[k] for k, v in comps.usage_snapshot().items()} if comps.uses_llm(name) else {}
+        info = {"abducer": name, **abduction_summary(results["test"]), "llm_usage": paid}
+        with store.writing("abduce", key, info) as tmp:
             for s in SPLITS:
                 (tmp / s).mkdir()
                 save_abduction(results[s], tmp / s)
@@ -124,9 +129,10 @@ def _rank_variants(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock,
                               "causes": causes, "evidence_rows": ev_rows}
     out = []
     if with_no_ranker or cfg.ranker is None or "rank" not in cfg.stages:
-        order = no_ranker_order(tables["test"], evid["test"])
+        order, keys = no_ranker_order(tables["test"], evid["test"])
         name = f"{method[:-1]},no_ranker]" if method.endswith("]") and method.startswith("lamp[") else f"{method}"
-        out.append(MethodRun(name, apply_reorder(tables["test"], order, name), extra_metrics=dict(extra or {}), **common))
+        out.append(MethodRun(name, apply_reorder(tables["test"], order, name, tie_keys=keys),
+                             extra_metrics=dict(extra or {}), **common))
     if cfg.ranker is None or "rank" not in cfg.stages:
         return out
     rkey = stable_hash(key, comps.retriever_configs.get("main"), comps.ranker_config)
@@ -135,14 +141,18 @@ def _rank_variants(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock,
             st.skipped = True
             folder = store.path("rank", rkey)
             order = np.load(folder / "order.npy", allow_pickle=False)
+            tie_keys = np.load(folder / "tie_keys.npy", allow_pickle=False) if (folder / "tie_keys.npy").is_file() else None
             info = store.info("rank", rkey)
         else:
-            order, info = comps.rank(log, tables, evid, seed=cfg.seed, progress=cfg.progress)
+            order, tie_keys, info = comps.rank(log, tables, evid, seed=cfg.seed, progress=cfg.progress)
             with store.writing("rank", rkey, info) as tmp:
                 np.save(tmp / "order.npy", order)
+                if tie_keys is not None:
+                    np.save(tmp / "tie_keys.npy", tie_keys)
                 write_json(info, tmp / "ranker.json")
     metrics_extra = {**(extra or {}), **{f"ranker_{k}": v for k, v in info.items() if not isinstance(v, (list, dict))}}
     # lamp[x] and lamp[x,no_ranker] share one evidence table (labelled lamp[x]): only the first carries it
     ranked = {**common, "evidence": None} if out else common
-    out.append(MethodRun(method, apply_reorder(tables["test"], order, method), extra_metrics=metrics_extra, **ranked))
+    out.append(MethodRun(method, apply_reorder(tables["test"], order, method, tie_keys=tie_keys),
+                         extra_metrics=metrics_extra, **ranked))
     return out

@@ -89,6 +89,9 @@ def render_report(cfg: PipelineConfig, run_dir: Path, log: EventLog, methods: li
         "LLM usage: " + ", ".join(f"{k}={v}" for k, v in llm_usage.items() if not isinstance(v, dict)),
         "",
     ]
+    if llm_usage.get("reused_from_artifacts"):
+        lines += ["Reused abduction artifacts (their LLM calls were paid by an earlier run, not by this one): "
+                  + ", ".join(f"{k}={v:g}" for k, v in llm_usage["reused_from_artifacts"].items()), ""]
     lines += _plots(run_dir, rows)
     lines += _explanations(cfg, log, methods)
     return "\n".join(lines) + "\n"

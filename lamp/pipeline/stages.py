@@ -137,11 +137,12 @@ def frame_to_evidence(frame: pd.DataFrame, requests: Sequence[AbductionRequest])
     return out
 
 
-def no_ranker_order(table: CandidateTable, evidences: Sequence[Evidence]) -> np.ndarray:
+def no_ranker_order(table: CandidateTable, evidences: Sequence[Evidence]) -> tuple[np.ndarray, np.ndarray]:
     """The unlearned ordering ``lamp[<abducer>,no_ranker]``: candidates by how strongly real events
     support their abduced causes (sum of retrieval scores of the evidence), base order breaking ties.
 
-    Returns, per query, a permutation of positions 0..M-1 (best first).
+    Returns, per query, a permutation of positions 0..M-1 (best first) and the [Q, M, 2] sort keys
+    (support, base score) aligned with the base positions: candidates equal in both stay tied.
     """
     m = table.candidates.shape[1]
     support = np.zeros(table.candidates.shape, dtype=np.float64)
@@ -152,4 +153,4 @@ def no_ranker_order(table: CandidateTable, evidences: Sequence[Evidence]) -> np.
         if ij is not None:
             support[ij] = float(np.sum(ev.scores))
     base_pos = np.broadcast_to(np.arange(m), support.shape)
-    return np.lexsort((base_pos, -support), axis=1)
+    return np.lexsort((base_pos, -support), axis=1), np.stack([support, table.scores.astype(np.float64)], axis=2)

@@ -34,6 +34,7 @@ class RankOutcome:
     energies: np.ndarray  # [Q, M]
     info: dict[str, Any]
     ranker: EnergyRanker | None
+    tie_keys: np.ndarray | None = None  # [Q, M] the sort key of ``order`` (equal = tied); see eval.apply_reorder
 
 
 def _mean_rank(examples: Sequence[RankExample], energies: np.ndarray) -> float | None:
@@ -77,7 +78,8 @@ def rank_top_m(log: EventLog, tables: dict[str, CandidateTable], evidences: dict
         logger.warning("ranker: none of the %d training examples has its gold in the top-%d; keeping the base order",
                        len(train), m)
         info["fallback"] = "no training example with its gold in the top-M; base order kept"
-        return RankOutcome(identity, identity, np.zeros((len(test), m), np.float32), info, None)
+        base_scores = tables["test"].scores.astype(np.float64)  # base order kept: its ties too
+        return RankOutcome(identity, identity, np.zeros((len(test), m), np.float32), info, None, base_scores)
     hparams.pop("name", None)  # a conf/ranker file's name key
     try:
         ranker = EnergyRanker(log.num_entities, log.num_relations, **hparams)
@@ -110,4 +112,5 @@ def rank_top_m(log: EventLog, tables: dict[str, CandidateTable], evidences: dict
     # Both test orderings, as the paper's metric (the combined one is what the run reports as the method)
     info["test_mean_rank_energy_only"] = _mean_rank(test, energies)
     info["test_mean_rank_combined"] = _mean_rank(test, -final_scores(test, energies, weight))
-    return RankOutcome(reorder(test, energies, weight), reorder(test, energies, 0.0), energies, info, ranker)
+    return RankOutcome(reorder(test, energies, weight), reorder(test, energies, 0.0), energies, info, ranker,
+                       final_scores(test, energies, weight))

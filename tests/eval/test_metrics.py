@@ -24,7 +24,7 @@ from lamp.eval.metrics import (
     ranking_metrics,
     rmse,
 )
-from lamp.tpp.base import CandidateTable
+from lamp.tpp.base import CandidateTable, rank_candidates
 from lamp.tpp.frequency import FrequencyBaseline
 
 
@@ -64,18 +64,47 @@ def test_filtered_mrr_and_hits_hand() -> None:
 def test_apply_reorder_hand() -> None:
     t = hand_table()
     same = apply_reorder(t, np.tile(np.arange(3), (4, 1)))
-    np.testing.assert_array_equal(same.gold_rank_filtered, [1.0, 12.5, 1.0, 3.0])  # q3's tie is now broken
+    # an unchanged order keeps every base rank, q3's tie with a candidate beyond the cut included
+    np.testing.assert_array_equal(same.gold_rank_filtered, [1.0, 12.5, 1.0, 3.5])
     order = np.array([[2, 0, 1], [2, 1, 0], [1, 0, 2], [2, 1, 0]])
     new = apply_reorder(t, order, "lamp[x]")
     assert new.method == "lamp[x]"
     np.testing.assert_array_equal(new.candidates, [[7, 5, 2], [4, 3, 1], [8, 0, 6], [3, 6, 4]])
-    # q0: gold third, the true answer 5 before it does not count -> 2; q1 keeps 12.5; q2 -> 2; q3 -> 1
+    # q0: gold third, the true answer 5 before it does not count -> 2; q1 keeps 12.5; q2 -> 2;
+    # q3 -> 1 (moved to the top, it leaves the tie beyond the cut behind)
     np.testing.assert_array_equal(new.gold_rank_filtered, [2.0, 12.5, 2.0, 1.0])
     np.testing.assert_array_equal(new.scores[0], [1, 3, 2])
     with pytest.raises(ConfigError, match="permutation"):
         apply_reorder(t, np.array([[0, 0, 1]] * 4))
     with pytest.raises(ConfigError, match="shape"):
         apply_reorder(t, np.zeros((4, 2), dtype=int))
+
+
+def test_apply_reorder_average_ties_of_the_new_order() -> None:
+    """Ties of the reordering's own keys count half, as the base ranks' average rule does."""
+    t = hand_table()
+    t = CandidateTable(t.method, t.queries, 3, t.candidates, np.array([[3, 2, 1], [3, 2, 1], [2, 2, 1], [3, 3, 1]],
+                                                                        np.float32), np.array([1.0, 12.5, 1.5, 3.5]))
+    keep = np.tile(np.arange(3), (4, 1))
+    # the no-ranker's keys (support, base score): zero support everywhere keeps every base rank and tie
+    keys = np.stack([np.zeros((4, 3)), t.scores], axis=2)
+    np.testing.assert_array_equal(apply_reorder(t, keep, tie_keys=keys).gold_rank_filtered, [1.0, 12.5, 1.5, 3.5])
+    # q2's gold (candidate 0) tied with 8: support for 8 only puts 8 first, support for 0 breaks the tie for it
+    np.testing.assert_array_equal(apply_reorder(t, keep).gold_rank_filtered, [1.0, 12.5, 1.0, 3.5])
+    support = np.zeros((4, 3))
+    support[2, 1] = 1.0
+    swapped = keep.copy()
+    swapped[2] = [1, 0, 2]
+    out = apply_reorder(t, swapped, tie_keys=np.stack([support, t.scores], axis=2))
+    assert out.gold_rank_filtered[2] == 2.0
+    # q3: the ranker ties the gold with 6 (equal keys) and puts them first: 1.5, the outside tie left behind
+    order3 = keep.copy()
+    order3[3] = [2, 1, 0]
+    energies = np.zeros((4, 3))
+    energies[3] = [0.0, 5.0, 5.0]
+    assert apply_reorder(t, order3, tie_keys=energies).gold_rank_filtered[3] == 1.5
+    with pytest.raises(ConfigError, match="tie_keys"):
+        apply_reorder(t, keep, tie_keys=np.zeros((4, 2)))
 
 
 def test_map_mar_accuracy_rmse_hand() -> None:
@@ -137,3 +166,23 @@ def test_paired_difference_on_tables() -> None:
     assert paired_difference(better, table, "hits_at_1").n_queries == len(table.queries)
     with pytest.raises(ConfigError, match="Unknown metric"):
         paired_difference(table, table, "auc")
+
+
+def test_a_reordering_that_changes_nothing_reproduces_real_base_ranks(icews14) -> None:  # type: ignore[no-untyped-def]
+    """Real ICEWS14 test queries under the frequency baseline (ties are common, across the M cut too):
+    the no-ranker ordering with no evidence, and a strict identity order, give the base ranks exactly;
+    breaking every tie in the gold's favour can only improve them."""
+    from lamp.pipeline.stages import no_ranker_order
+
+    q = make_queries(icews14, "object", "test", directions="object").sample(300, seed=0)
+    table = rank_candidates(FrequencyBaseline(), icews14, q, 5)
+    order, keys = no_ranker_order(table, [])
+    assert (order == np.arange(5)).all()
+    tied = (table.scores[:, :, None] == table.scores[:, None, :]).sum(axis=(1, 2)) > 5
+    assert tied.sum() > 30  # the case this test is about
+    np.testing.assert_array_equal(apply_reorder(table, order, tie_keys=keys).gold_rank_filtered, table.gold_rank_filtered)
+    pos = table.gold_position()
+    favour = np.where(np.arange(5)[None, :] == pos[:, None], 1.0, 0.0)  # support for the gold only
+    better = apply_reorder(table, np.lexsort((np.arange(5)[None, :].repeat(len(q), 0), -favour), axis=1),
+                           tie_keys=np.stack([favour, table.scores], axis=2)).gold_rank_filtered
+    assert (better <= table.gold_rank_filtered).all() and (better[pos >= 0] == 1.0).all()

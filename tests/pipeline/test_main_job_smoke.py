@@ -63,6 +63,8 @@ def test_main_job_smoke_with_local_llm_then_free_rerun(data_dir: Path, tmp_path:
     second = _run(tmp_path, "second", "abducer.mode=batched")
     usage2 = json.loads((second / "llm_usage.json").read_text())
     assert usage2["calls"] == 0  # every stage and every LLM call reused
+    reused = usage2["reused_from_artifacts"]  # ... and the report still says what the reused abduction cost
+    assert reused["calls"] == usage["calls"] and reused["prompt_tokens"] == usage["prompt_tokens"]
     timings = json.loads((second / "timings.json").read_text())
     assert all(t["skipped"] for t in timings if t["stage"].startswith(("base", "abduce", "retrieve", "rank")))
     assert json.loads((first / "metrics.json").read_text()) == json.loads((second / "metrics.json").read_text())

@@ -61,7 +61,7 @@ class RulesAbducer:
         if rules is None and self._rules_path is not None and self._rules_path.exists():
             rules = RuleSet.load(self._rules_path, log)
         if rules is None:
-            rules = mine_rules(log, self.mining)
+            rules = _mined(log, self.mining)
             if self._rules_path is not None:
                 rules.save(self._rules_path)
         self._rules = rules
@@ -98,6 +98,19 @@ class RulesAbducer:
             if len(out) >= self.max_causes:
                 break
         return tuple(out[: self.max_causes])
+
+
+_MINED: dict[tuple[Any, ...], RuleSet] = {}  # rules mined in this process (a run's rules and llm_rules abducers share them)
+
+
+def _mined(log: EventLog, mining: MiningConfig) -> RuleSet:
+    """Mine once per (log, mining config) in a process; rule sets are read-only after mining."""
+    key = (log.fingerprint(), len(log), tuple(sorted(asdict(mining).items(), key=lambda kv: kv[0])))
+    if key not in _MINED:
+        if len(_MINED) >= 4:
+            _MINED.pop(next(iter(_MINED)))
+        _MINED[key] = mine_rules(log, mining)
+    return _MINED[key]
 
 
 def explanation(log: EventLog, app: RuleApplier, a: Application, req: AbductionRequest, inverse: bool) -> str:
