@@ -67,7 +67,10 @@ PAPER = {
 METHODS = ("lamp[rules]", "lamp[rules,no_ranker]", "ablation:random", "ablation:recent")
 LLM_CONFIGS = [("gdelt object M=5", "gdelt", "object", 5, "recurrency"),
                ("gdelt relation M=5", "gdelt", "relation", 5, "recurrency"),
-               ("amazon-instruments type M=5", "amazon-instruments", "type", 5, "frequency")]
+               ("amazon-instruments type M=5", "amazon-instruments", "type", 5, "frequency"),
+               ("icews18 object M=5", "icews18", "object", 5, "recurrency"),
+               ("gdelt object M=10", "gdelt", "object", 10, "recurrency")]
+REUSED: set[str] = set()  # configurations whose LLM abduction came from an earlier run (--llm)
 USAGE: list[str] = []  # LLM usage per configuration (--llm)
 LLM_METHODS = ("lamp[llm]", "lamp[llm,no_ranker]", "ablation:random", "ablation:recent")
 
@@ -114,6 +117,8 @@ def run_one(label: str, dataset: str, task: str, m: int, base: str, args: argpar
                      f"{u.get('prompt_tokens', 0):,} prompt + {u.get('completion_tokens', 0):,} completion tokens, "
                      f"{u.get('failures', 0)} failures, model {u.get('model', '?')}"
                      + _reused(u.get("reused_from_artifacts")))
+        if u.get("reused_from_artifacts"):
+            REUSED.add(label)
     tables = {r.method: r.table for r in result.methods}
     base_name = f"base:{base}"
     rows = []
@@ -170,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # reported in the table, never dropped
             traceback.print_exc()
             rows.append({"config": label, "method": "(not run)", "vs_base": f"{type(exc).__name__}: {exc}"[:200]})
-        timings.append(f"{label}: {time.perf_counter() - t0:.0f} s")
+        timings.append(f"{label}: {time.perf_counter() - t0:.0f} s"
+                       + (" (LLM abduction reused from an earlier run)" if label in REUSED else ""))
         print(table(rows), flush=True)
     cmd = "python benchmarks/bench_paper_protocol.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.llm:
