@@ -23,7 +23,7 @@ ours, labelled as different data where they are (``../shared/REFERENCE_RESULTS.m
 
 With ``--llm`` the lamp rows use the embedded local LLM instead (``lamp[llm]`` and ``lamp[llm,no_ranker]``:
 the main job's abducer settings, conf/abducer/llm.yaml, with the dataset family's prompt; hybrid
-retrieval), on the configurations ``LLM_CONFIGS`` (the datasets the main job does not cover) and a
+retrieval), on the configurations ``LLM_CONFIGS`` (the paper's, but the main job's ICEWS14 object M=5) and a
 smaller fixed sample (``--queries 100 --valid 50``: 150 LLM calls per configuration). LLM answers are
 cached, so a killed run resumes without repeating its calls. Written to ``paper_protocol_llm.md``::
 
@@ -69,9 +69,16 @@ LLM_CONFIGS = [("gdelt object M=5", "gdelt", "object", 5, "recurrency"),
                ("gdelt relation M=5", "gdelt", "relation", 5, "recurrency"),
                ("amazon-instruments type M=5", "amazon-instruments", "type", 5, "frequency"),
                ("icews18 object M=5", "icews18", "object", 5, "recurrency"),
-               ("gdelt object M=10", "gdelt", "object", 10, "recurrency")]
+               ("gdelt object M=10", "gdelt", "object", 10, "recurrency"),
+               ("gdelt relation M=2", "gdelt", "relation", 2, "recurrency"),
+               ("icews14 object M=10", "icews14", "object", 10, "recurrency"),
+               ("icews18 object M=10", "icews18", "object", 10, "recurrency"),
+               ("gdelt object M=20", "gdelt", "object", 20, "recurrency"),
+               ("icews14 object M=20", "icews14", "object", 20, "recurrency"),
+               ("icews18 object M=20", "icews18", "object", 20, "recurrency")]
 REUSED: set[str] = set()  # configurations whose LLM abduction came from an earlier run (--llm)
 USAGE: list[str] = []  # LLM usage per configuration (--llm)
+SHARE: dict[str, float] = {}  # share of the run's stage wall time outside the LLM stages (--llm, when it ran)
 LLM_METHODS = ("lamp[llm]", "lamp[llm,no_ranker]", "ablation:random", "ablation:recent")
 
 
@@ -111,6 +118,8 @@ def run_one(label: str, dataset: str, task: str, m: int, base: str, args: argpar
                       run_dir=str(Path(args.runs) / label.replace(" ", "_").replace("=", "")),
                       artifacts_dir=args.artifacts)
     seconds = time.perf_counter() - t0
+    if result.cost.get("outside_llm_share") is not None:
+        SHARE[label] = result.cost["outside_llm_share"]
     u = result.llm_usage or {}
     if args.llm:
         USAGE.append(f"{label}: {u.get('calls', 0)} calls + {u.get('cache_hits', 0)} cache hits, "
@@ -156,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--queries", type=int, default=200, help="test queries per run (fixed before the results)")
     ap.add_argument("--valid", type=int, default=100, help="valid queries per run (train the ranker)")
-    ap.add_argument("--only", default="", help="run the configurations whose label contains this text")
+    ap.add_argument("--only", default="", help="run the configurations whose label contains one of these "
+                    "comma-separated texts (e.g. 'relation M=2,object M=10')")
     ap.add_argument("--runs", default="runs/paper_protocol")
     ap.add_argument("--artifacts", default=os.path.expanduser("~/.cache/lamp/artifacts"))
     ap.add_argument("--out", default=None, help=f"default {OUT.name}, or {OUT_LLM.name} with --llm")
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     timings = []
     for label, dataset, task, m, base in (LLM_CONFIGS if args.llm else CONFIGS):
-        if args.only and args.only not in label:
+        if args.only and not any(part.strip() and part.strip() in label for part in args.only.split(",")):
             continue
         t0 = time.perf_counter()
         try:
@@ -176,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             rows.append({"config": label, "method": "(not run)", "vs_base": f"{type(exc).__name__}: {exc}"[:200]})
         timings.append(f"{label}: {time.perf_counter() - t0:.0f} s"
-                       + (" (LLM abduction reused from an earlier run)" if label in REUSED else ""))
+                       + (" (LLM abduction reused from an earlier run)" if label in REUSED else "")
+                       + (f", {100 * SHARE[label]:.1f}% outside the LLM stage" if label in SHARE else ""))
         print(table(rows), flush=True)
     cmd = "python benchmarks/bench_paper_protocol.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.llm:

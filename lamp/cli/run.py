@@ -26,6 +26,7 @@ def run_hydra(argv: list[str]) -> int:
 
         from lamp.pipeline.report import results_table
         from lamp.pipeline.run import run_pipeline
+        from lamp.pipeline.timing import cost_line
 
         try:
             pcfg = to_pipeline_config(cfg, run_dir=HydraConfig.get().runtime.output_dir)
@@ -45,6 +46,8 @@ def run_hydra(argv: list[str]) -> int:
             if reused:
                 print("reused abduction artifacts (paid by an earlier run, not again): "
                       + ", ".join(f"{k}={v:g}" for k, v in reused.items()))
+        if result.cost:
+            print("cost: " + cost_line(result.cost))
         print(f"outputs: {result.run_dir}")
 
     old = sys.argv

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lamp.abduce.likelihood import PMIRescorer
 from lamp.data.eventlog import EventLog
 from lamp.eval.metrics import apply_reorder
 from lamp.pipeline.artifacts import ArtifactStore, stable_hash, write_json, write_parquet
@@ -75,6 +76,7 @@ def _abduce(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, log: E
             requests: dict[str, list[AbductionRequest]], name: str, abducer: Any, key: str,
             comps: Components) -> dict[str, list[AbductionResult]]:
     with clock.stage(f"abduce[{name}]") as st:
+        st.extra["llm"] = comps.uses_llm(name)
         if store.exists("abduce", key):
             st.skipped = True
             comps.add_reused(store.info("abduce", key).get("llm_usage") or {})
@@ -98,6 +100,7 @@ def _retrieve(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, log:
     retriever = comps.ablation_retrievers[ablation] if ablation else comps.retriever
     rkey = stable_hash(key, comps.retriever_configs.get(ablation or "main"))
     with clock.stage(f"retrieve[{label}]") as st:
+        st.extra["llm"] = isinstance(retriever, PMIRescorer)  # PMI re-scoring calls the LLM
         if store.exists("retrieve", rkey):
             st.skipped = True
             frame = pd.read_parquet(store.path("retrieve", rkey) / "evidence.parquet")

@@ -14,7 +14,7 @@ from lamp.eval.metrics import metrics_rows, predictions_frame
 from lamp.pipeline.artifacts import write_json, write_parquet
 from lamp.pipeline.config import PipelineConfig
 from lamp.pipeline.methods import MethodRun
-from lamp.pipeline.timing import StageClock
+from lamp.pipeline.timing import StageClock, cost_line, cost_summary
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +23,9 @@ TABLE_COLUMNS = ["method", "direction", "n_queries", "n_gold_in_top_m", "mean_ra
 
 
 def write_outputs(cfg: PipelineConfig, run_dir: Path, log: EventLog, methods: list[MethodRun], clock: StageClock,
-                  llm_usage: dict[str, Any]) -> list[dict[str, Any]]:
-    """Write every output file of a run and return the metric rows."""
+                  llm_usage: dict[str, Any], n_queries: int = 0) -> list[dict[str, Any]]:
+    """Write every output file of a run and return the metric rows (``n_queries``: valid + test queries,
+    the denominator of the per-query costs in ``cost.json``)."""
     with clock.stage("eval"):
         rows: list[dict[str, Any]] = []
         preds: list[pd.DataFrame] = []
@@ -44,7 +45,10 @@ def write_outputs(cfg: PipelineConfig, run_dir: Path, log: EventLog, methods: li
         write_parquet(ev, run_dir / "evidence.parquet")
         write_json(llm_usage, run_dir / "llm_usage.json")
     write_json(clock.as_rows(), run_dir / "timings.json")
-    (run_dir / "report.md").write_text(render_report(cfg, run_dir, log, methods, rows, clock, llm_usage), encoding="utf-8")
+    cost = cost_summary(clock.as_rows(), llm_usage, n_queries)
+    write_json(cost, run_dir / "cost.json")
+    (run_dir / "report.md").write_text(render_report(cfg, run_dir, log, methods, rows, clock, llm_usage, cost),
+                                       encoding="utf-8")
     return rows
 
 
@@ -60,7 +64,8 @@ def results_table(rows: list[dict[str, Any]], direction: str | None = None) -> s
 
 
 def render_report(cfg: PipelineConfig, run_dir: Path, log: EventLog, methods: list[MethodRun],
-                  rows: list[dict[str, Any]], clock: StageClock, llm_usage: dict[str, Any]) -> str:
+                  rows: list[dict[str, Any]], clock: StageClock, llm_usage: dict[str, Any],
+                  cost: dict[str, Any] | None = None) -> str:
     n_test = len(methods[0].table.queries) if methods else 0
     llm_name = next((m.llm for m in methods if m.llm), None)
     lines = [
@@ -89,6 +94,9 @@ def render_report(cfg: PipelineConfig, run_dir: Path, log: EventLog, methods: li
         "LLM usage: " + ", ".join(f"{k}={v}" for k, v in llm_usage.items() if not isinstance(v, dict)),
         "",
     ]
+    if cost:
+        lines += ["Cost (`cost.json`; the stages' own wall time, without process start-up and this report): "
+                  + cost_line(cost) + ".", ""]
     if llm_usage.get("reused_from_artifacts"):
         lines += ["Reused abduction artifacts (their LLM calls were paid by an earlier run, not by this one): "
                   + ", ".join(f"{k}={v:g}" for k, v in llm_usage["reused_from_artifacts"].items()), ""]

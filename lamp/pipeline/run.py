@@ -23,7 +23,7 @@ from lamp.pipeline.config import PipelineConfig
 from lamp.pipeline.methods import MethodRun, run_methods
 from lamp.pipeline.report import write_outputs
 from lamp.pipeline.stages import SplitQueries, load_table, save_table
-from lamp.pipeline.timing import StageClock
+from lamp.pipeline.timing import StageClock, cost_summary
 from lamp.tpp.base import CandidateTable
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class RunResult:
     timings: list[dict[str, Any]]
     llm_usage: dict[str, Any]
     methods: list[MethodRun] = field(default_factory=list)
+    cost: dict[str, Any] = field(default_factory=dict)  # per-query cost, share outside the LLM stages (cost.json)
     lamp_version: str = lamp.__version__
     git_hash: str | None = None
 
@@ -76,8 +77,10 @@ def run_pipeline(cfg: PipelineConfig, components: Components | None = None) -> R
     if tables is not None:
         methods = run_methods(cfg, store, clock, log, queries, tables, comps, data_key)
     llm_usage = comps.llm_usage()
-    metrics = write_outputs(cfg, run_dir, log, methods, clock, llm_usage) if "eval" in cfg.stages else []
-    result = RunResult(cfg.to_dict(), run_dir, metrics, clock.as_rows(), llm_usage, methods, git_hash=_git_hash())
+    n_queries = len(queries.valid) + len(queries.test)
+    metrics = write_outputs(cfg, run_dir, log, methods, clock, llm_usage, n_queries) if "eval" in cfg.stages else []
+    result = RunResult(cfg.to_dict(), run_dir, metrics, clock.as_rows(), llm_usage, methods,
+                       cost=cost_summary(clock.as_rows(), llm_usage, n_queries), git_hash=_git_hash())
     write_json({"lamp_version": result.lamp_version, "git_hash": result.git_hash, "python": platform.python_version(),
                 "config": result.config}, run_dir / "run_info.json")
     return result

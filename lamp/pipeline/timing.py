@@ -47,3 +47,40 @@ class StageClock:
 
     def total(self) -> float:
         return sum(r.wall_time_s for r in self.records)
+
+
+def cost_summary(timings: list[dict[str, Any]], llm_usage: dict[str, Any], n_queries: int) -> dict[str, Any]:
+    """A run's cost per query and the share of its wall time spent outside the LLM stages.
+
+    ``timings``: the stage rows of :meth:`StageClock.as_rows` (LLM stages carry ``llm: True``);
+    ``n_queries``: the queries the run abduced (valid + test). Wall times are the stages' own (process
+    start-up and report rendering are not included). The share outside the LLM stages is ``None`` when no
+    LLM stage ran in this run (no LLM, or its abduction was reused from an earlier run's artifacts).
+    """
+    total = sum(float(r["wall_time_s"]) for r in timings)
+    ran = [r for r in timings if r.get("llm") and not r.get("skipped")]
+    llm_s = sum(float(r["wall_time_s"]) for r in ran)
+    n = max(int(n_queries), 1)
+    tokens = int(llm_usage.get("prompt_tokens", 0)) + int(llm_usage.get("completion_tokens", 0))
+    return {
+        "queries": int(n_queries),
+        "wall_time_s": round(total, 3),
+        "llm_stage_s": round(llm_s, 3),
+        "outside_llm_share": round((total - llm_s) / total, 4) if ran and total > 0 else None,
+        "llm_calls_per_query": round(int(llm_usage.get("calls", 0)) / n, 3),
+        "cache_hits_per_query": round(int(llm_usage.get("cache_hits", 0)) / n, 3),
+        "tokens_per_query": round(tokens / n, 1),
+        "llm_stage_s_per_query": round(llm_s / n, 3),
+        "wall_time_s_per_query": round(total / n, 3),
+    }
+
+
+def cost_line(cost: dict[str, Any]) -> str:
+    """One readable line of :func:`cost_summary`."""
+    share = cost["outside_llm_share"]
+    outside = (f"{100 * share:.1f}% of it outside the LLM stages" if share is not None
+               else "no LLM stage ran in this run")
+    return (f"{cost['queries']} queries (valid + test): {cost['wall_time_s']:.1f} s of stage wall time, "
+            f"{outside}; per query {cost['llm_calls_per_query']:g} LLM calls, {cost['cache_hits_per_query']:g} "
+            f"cache hits, {cost['tokens_per_query']:g} tokens, {cost['llm_stage_s_per_query']:.2f} s in the LLM "
+            f"stages, {cost['wall_time_s_per_query']:.2f} s in all")

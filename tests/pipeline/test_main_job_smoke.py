@@ -39,8 +39,10 @@ def _methods(run_dir: Path) -> set[str]:
 
 def test_rules_only_pipeline_writes_every_output(data_dir: Path, tmp_path: Path) -> None:
     run_dir = _run(tmp_path, "rules", "llm=none", "retriever=fuzzy")
-    for name in ("metrics.json", "predictions.parquet", "evidence.parquet", "llm_usage.json", "timings.json", "report.md"):
+    for name in ("metrics.json", "predictions.parquet", "evidence.parquet", "llm_usage.json", "timings.json",
+                 "cost.json", "report.md"):
         assert (run_dir / name).is_file(), name
+    assert json.loads((run_dir / "cost.json").read_text())["outside_llm_share"] is None  # no LLM in this run
     assert _methods(run_dir) >= {"base:recurrency", "lamp[rules]", "lamp[rules,no_ranker]", "ablation:random",
                                  "ablation:recent", "ablation:effect_similarity"}
     rows = json.loads((run_dir / "metrics.json").read_text())
@@ -60,6 +62,10 @@ def test_main_job_smoke_with_local_llm_then_free_rerun(data_dir: Path, tmp_path:
     assert {"lamp[llm]", "lamp[rules]", "base:recurrency"} <= _methods(first)
     usage = json.loads((first / "llm_usage.json").read_text())
     assert usage["calls"] > 0 and usage["calls"] <= 12
+    cost = json.loads((first / "cost.json").read_text())
+    assert 0 < cost["outside_llm_share"] < 1 and cost["llm_stage_s"] > 0
+    assert cost["llm_calls_per_query"] == pytest.approx(usage["calls"] / cost["queries"], abs=1e-3)
+    assert "outside the LLM stages" in (first / "report.md").read_text()
     second = _run(tmp_path, "second", "abducer.mode=batched")
     usage2 = json.loads((second / "llm_usage.json").read_text())
     assert usage2["calls"] == 0  # every stage and every LLM call reused
@@ -67,6 +73,7 @@ def test_main_job_smoke_with_local_llm_then_free_rerun(data_dir: Path, tmp_path:
     assert reused["calls"] == usage["calls"] and reused["prompt_tokens"] == usage["prompt_tokens"]
     timings = json.loads((second / "timings.json").read_text())
     assert all(t["skipped"] for t in timings if t["stage"].startswith(("base", "abduce", "retrieve", "rank")))
+    assert json.loads((second / "cost.json").read_text())["outside_llm_share"] is None  # its LLM stage was reused
     assert json.loads((first / "metrics.json").read_text()) == json.loads((second / "metrics.json").read_text())
 
 
@@ -84,6 +91,8 @@ def test_pmi_abducer_and_pmi_rescored_retrieval_end_to_end(data_dir: Path, tmp_p
     evidence = pd.read_parquet(run_dir / "evidence.parquet")
     assert len(evidence) and (evidence.groupby(["method", "query_id", "candidate"]).size() <= 2).all()  # rescore_keep
     assert (evidence["event_time"] < evidence["query_time"]).all()
+    timings = {t["stage"]: t for t in json.loads((run_dir / "timings.json").read_text())}
+    assert timings["abduce[pmi]"]["llm"] and timings["retrieve[pmi]"]["llm"]  # PMI re-scoring calls the LLM too
 
 
 def test_python_api_without_hydra(data_dir: Path, tmp_path: Path, _module_cache: Path) -> None:
@@ -97,3 +106,4 @@ def test_python_api_without_hydra(data_dir: Path, tmp_path: Path, _module_cache:
     both = [r for r in result.metrics if r["direction"] == "both"]
     assert all(r["n_queries"] == 6 and r["split"] == "test" and r["top_m"] == 3 for r in both)
     assert (tmp_path / "api" / "report.md").read_text().startswith("# lamp run: icews14")
+    assert result.cost["queries"] == 15 and result.cost["outside_llm_share"] is None
