@@ -1,4 +1,5 @@
-"""Run outputs: metrics.json, predictions.parquet, evidence.parquet, llm_usage.json, timings.json, report.md."""
+"""Run outputs: metrics.json, predictions.parquet, evidence.parquet, llm_usage.json, timings.json, cost.json,
+report.md."""
 
 from __future__ import annotations
 
