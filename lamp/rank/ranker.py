@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,7 +56,7 @@ class EnergyRanker:
                                         "weight_decay": weight_decay, "batch_size": batch_size, "loss": loss}
         self.device = torch.device(auto_device(device))
         self.net = self._new_net()
-        self.weight = 0.0  # w in  final = -energy + w * base_score  (set by select_weight's caller)
+        self.weight = 0.0  # w in  final = -energy + w * base_score, inf: base order (set by select_weight's caller)
         self.skipped: dict[str, int] = {}
 
     # -- training -----------------------------------------------------------------------------------
@@ -168,7 +169,8 @@ class EnergyRanker:
         state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
         save_file(state, str(folder / "ranker.safetensors"))
         config = {"format_version": FORMAT_VERSION, "kind": "energy", "num_entities": self.num_entities,
-                  "num_relations": self.num_relations, "hparams": self.hparams, "weight": self.weight}
+                  "num_relations": self.num_relations, "hparams": self.hparams,
+                  "weight": weight_to_json(self.weight)}
         (folder / "ranker.json").write_text(json.dumps(config, indent=2, sort_keys=True))
 
     @classmethod
@@ -208,9 +210,35 @@ def gold_ranks(energies: np.ndarray, gold: np.ndarray) -> np.ndarray:
 
 
 def final_scores(examples: Sequence[RankExample], energies: np.ndarray, w: float = 0.0) -> np.ndarray:
-    """``-energy + w * base_score`` per candidate (higher = better)."""
-    base = np.stack([e.base_scores for e in examples]) if examples else np.zeros_like(energies)
-    return -energies.astype(np.float64) + float(w) * base.astype(np.float64)
+    """``-energy + w * base_score`` per candidate (higher = better).
+
+    ``w = inf`` is the base model's own order with the energy only breaking its ties: what
+    :func:`select_weight` picks when every finite ``w`` orders the held-out valid queries worse.
+    """
+    base = (np.stack([e.base_scores for e in examples]) if examples else np.zeros_like(energies)).astype(np.float64)
+    if math.isinf(w) and w > 0:
+        return base_then(base, -energies.astype(np.float64))
+    return -energies.astype(np.float64) + float(w) * base
+
+
+def base_then(base: np.ndarray, tie: np.ndarray) -> np.ndarray:
+    """Scores ``[n, M]`` that order each row by ``base`` and, within equal ``base``, by ``tie``.
+
+    The dense rank of ``base`` within its row (0, 1, ...) plus ``tie`` squeezed into [0, 0.5]: candidates
+    equal in both stay equal (tied), and no ``tie`` can lift a candidate over a higher ``base``.
+    """
+    levels = np.empty_like(base, dtype=np.float64)
+    for i in range(len(base)):
+        levels[i] = np.unique(base[i], return_inverse=True)[1]
+    lo = tie.min(axis=1, keepdims=True) if tie.size else np.zeros((len(tie), 1))
+    span = (tie.max(axis=1, keepdims=True) - lo) if tie.size else np.zeros((len(tie), 1))
+    squeezed = np.where(span > 0, 0.5 * (tie - lo) / np.where(span > 0, span, 1.0), 0.0)
+    return levels + squeezed
+
+
+def weight_to_json(w: float) -> float | str:
+    """``w`` for a JSON file: a number, or ``"inf"`` for the base order (JSON has no infinity)."""
+    return w if math.isfinite(w) else "inf"
 
 
 def reorder(examples: Sequence[RankExample], energies: np.ndarray, w: float = 0.0) -> np.ndarray:
@@ -224,8 +252,10 @@ def select_weight(examples: Sequence[RankExample], energies: np.ndarray,
                   grid: Sequence[float] | None = None) -> tuple[float, dict[float, float]]:
     """The ``w`` minimising the gold's mean rank on ``examples`` (gold in the top-M only; ties: smaller w).
 
-    Default grid: 0 and multiples (0.1 .. 100) of the ratio of within-query spreads of energy and base
-    score, so the grid adapts to each base model's scale. Returns (w, {w: mean rank}).
+    Default grid: 0, multiples (0.1 .. 100) of the ratio of within-query spreads of energy and base
+    score, so the grid adapts to each base model's scale, and ``inf`` (the base order, the energy only
+    breaking ties; chosen only when it beats every finite ``w``, so a ranker that does not help on the
+    held-out queries cannot make the base model worse through its combination). Returns (w, {w: mean rank}).
     """
     keep = [i for i, e in enumerate(examples) if e.gold >= 0]
     if not keep:
@@ -235,7 +265,7 @@ def select_weight(examples: Sequence[RankExample], energies: np.ndarray,
     base = np.stack([e.base_scores for e in ex]).astype(np.float64)
     if grid is None:
         ratio = float(np.std(en, axis=1).mean()) / max(float(np.std(base, axis=1).mean()), 1e-12)
-        grid = [0.0] + [ratio * f for f in (0.1, 0.3, 1.0, 3.0, 10.0, 100.0)]
+        grid = [0.0] + [ratio * f for f in (0.1, 0.3, 1.0, 3.0, 10.0, 100.0)] + [math.inf]
     gold = np.array([e.gold for e in ex])
     table = {float(w): float(gold_ranks(-final_scores(ex, en, w), gold).mean()) for w in grid}
     best = min(table, key=lambda w: (table[w], abs(w)))

@@ -18,7 +18,7 @@ import numpy as np
 from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
 from lamp.rank.examples import RankExample, build_examples, shuffle_evidence, split_by_time
-from lamp.rank.ranker import EnergyRanker, final_scores, gold_ranks, reorder, select_weight
+from lamp.rank.ranker import EnergyRanker, final_scores, gold_ranks, reorder, select_weight, weight_to_json
 from lamp.tpp.base import CandidateTable
 from lamp.types import Evidence
 
@@ -95,7 +95,7 @@ def rank_top_m(log: EventLog, tables: dict[str, CandidateTable], evidences: dict
     base_energy = np.broadcast_to(np.arange(m, dtype=np.float32), (len(stop), m))  # base order as energy
     info.update({k: report[k] for k in ("best_epoch", "epochs_run", "skipped_train", "skipped_valid", "curve")})
     info.update({"train_used": report["train_examples"], "stop_used": report["valid_examples"]})
-    info.update({"weight": weight, "weight_grid": {str(k): v for k, v in table.items()},
+    info.update({"weight": weight_to_json(weight), "weight_grid": {str(k): v for k, v in table.items()},
                  "stop_mean_rank_base": _mean_rank(stop, base_energy),
                  "stop_mean_rank_energy": _mean_rank(stop, stop_energy),
                  "stop_mean_rank_combined": _mean_rank(stop, -final_scores(stop, stop_energy, weight))})

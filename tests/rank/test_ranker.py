@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -13,6 +14,7 @@ from lamp.errors import ArtifactError, ConfigError, LeakageError
 from lamp.rank import (
     EnergyRanker,
     build_examples,
+    final_scores,
     gold_ranks,
     reorder,
     select_weight,
@@ -20,6 +22,7 @@ from lamp.rank import (
     split_by_time,
 )
 from lamp.rank.examples import events_of
+from lamp.rank.ranker import weight_to_json
 from lamp.types import Evidence
 
 
@@ -140,3 +143,43 @@ def test_reorder_and_weight() -> None:
     assert reorder(examples, energies, 10.0).tolist()[1] == [2, 1, 0]  # type: ignore[arg-type]
     w, table = select_weight(examples, energies, grid=[0.0, 10.0])  # type: ignore[arg-type]
     assert w == 0.0 and table[0.0] < table[10.0]
+
+
+class _Ex:  # the two fields final_scores / select_weight read
+    def __init__(self, base: list[float], gold: int) -> None:
+        self.base_scores, self.gold = np.array(base, np.float32), gold
+
+
+def test_infinite_weight_is_the_base_order_with_energy_breaking_ties() -> None:
+    examples = [_Ex([3.0, 1.0, 1.0, 1.0, 0.5], 0)]
+    energies = np.array([[9.0, 2.0, -5.0, 2.0, -100.0]], dtype=np.float32)  # the energy prefers 4, then 2
+    final = final_scores(examples, energies, math.inf)  # type: ignore[arg-type]
+    # base first (0 before the three 1.0s before 4), whatever the energy says; among the 1.0s, energy decides;
+    # candidates 1 and 3 are equal in both and stay tied
+    assert reorder(examples, energies, math.inf).tolist() == [[0, 2, 1, 3, 4]]  # type: ignore[arg-type]
+    assert final[0, 1] == final[0, 3] and final[0, 0] > final[0, 2] > final[0, 1] > final[0, 4]
+    # a huge finite w is not the same: a large enough energy gap still crosses the base order
+    assert reorder(examples, energies, 10.0).tolist()[0][0] == 4  # type: ignore[arg-type]
+
+
+def test_selection_falls_back_to_the_base_order_when_every_finite_weight_hurts() -> None:
+    # the energy is confidently wrong by more than the base gaps: every finite w of the grid puts a wrong
+    # candidate first in some query, while the base order has every gold at rank 1
+    examples = [_Ex([10.0, 9.999, 0.0], 0), _Ex([0.0, 10.0, 9.999], 1), _Ex([9.999, 0.0, 10.0], 2)]
+    energies = np.array([[5.0, -5.0, 0.0], [0.0, 5.0, -5.0], [-5.0, 0.0, 5.0]], dtype=np.float32)
+    w, table = select_weight(examples, energies)  # type: ignore[arg-type]
+    assert math.isinf(w) and table[math.inf] == 1.0 and all(v > 1.0 for k, v in table.items() if math.isfinite(k))
+    # an energy that agrees with the base order ties every w (gold first everywhere): the smallest w wins
+    base = np.stack([e.base_scores for e in examples])
+    w2, table2 = select_weight(examples, -base)  # type: ignore[arg-type]
+    assert w2 == 0.0 and set(table2.values()) == {1.0} and math.inf in table2
+
+
+def test_base_order_weight_saves_as_valid_json(trained, tmp_path) -> None:
+    ranker, _, _, stop = trained
+    ranker.weight = math.inf
+    ranker.save(tmp_path / "r")
+    text = (tmp_path / "r" / "ranker.json").read_text()
+    config = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert config["weight"] == "inf" and weight_to_json(0.5) == 0.5
+    assert math.isinf(EnergyRanker.load(tmp_path / "r", device="cpu").weight)
