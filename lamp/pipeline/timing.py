@@ -64,8 +64,8 @@ def cost_summary(timings: list[dict[str, Any]], llm_usage: dict[str, Any], n_que
     tokens = int(llm_usage.get("prompt_tokens", 0)) + int(llm_usage.get("completion_tokens", 0))
     return {
         "queries": int(n_queries),
-        "wall_time_s": round(total, 3),
-        "llm_stage_s": round(llm_s, 3),
+        "wall_time_s": round(float(total), 3),
+        "llm_stage_s": round(float(llm_s), 3),
         "outside_llm_share": round((total - llm_s) / total, 4) if ran and total > 0 else None,
         "llm_calls_per_query": round(int(llm_usage.get("calls", 0)) / n, 3),
         "cache_hits_per_query": round(int(llm_usage.get("cache_hits", 0)) / n, 3),
