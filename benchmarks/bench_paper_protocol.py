@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import sys
 import time
 import traceback
@@ -189,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                        + (" (LLM abduction reused from an earlier run)" if label in REUSED else "")
                        + (f", {100 * SHARE[label]:.1f}% outside the LLM stage" if label in SHARE else ""))
         print(table(rows), flush=True)
-    cmd = "python benchmarks/bench_paper_protocol.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = "python benchmarks/bench_paper_protocol.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     if args.llm:
         title = "# The paper's protocol with the embedded local LLM"
         method = ("Abducer: the local LLM (SmolLM2-135M-Instruct, llama.cpp; batched, constrained, 2 causes per "
