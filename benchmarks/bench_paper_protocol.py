@@ -80,6 +80,7 @@ LLM_CONFIGS = [("gdelt object M=5", "gdelt", "object", 5, "recurrency"),
 REUSED: set[str] = set()  # configurations whose LLM abduction came from an earlier run (--llm)
 USAGE: list[str] = []  # LLM usage per configuration (--llm)
 SHARE: dict[str, float] = {}  # share of the run's stage wall time outside the LLM stages (--llm, when it ran)
+COSTS: dict[str, tuple[float, float]] = {}  # (stage wall time, LLM stage time) in s, where the LLM stage ran
 LLM_METHODS = ("lamp[llm]", "lamp[llm,no_ranker]", "ablation:random", "ablation:recent")
 
 
@@ -121,6 +122,7 @@ def run_one(label: str, dataset: str, task: str, m: int, base: str, args: argpar
     seconds = time.perf_counter() - t0
     if result.cost.get("outside_llm_share") is not None:
         SHARE[label] = result.cost["outside_llm_share"]
+        COSTS[label] = (float(result.cost["wall_time_s"]), float(result.cost["llm_stage_s"]))
     u = result.llm_usage or {}
     if args.llm:
         USAGE.append(f"{label}: {u.get('calls', 0)} calls + {u.get('cache_hits', 0)} cache hits, "
@@ -147,6 +149,15 @@ def run_one(label: str, dataset: str, task: str, m: int, base: str, args: argpar
                               f"MRR {mrr.diff:+.4f} p={mrr.p_value:.2f}")
         rows.append(row)
     return rows
+
+
+def overall_share() -> str:
+    """The share outside the LLM stages over every configuration whose LLM stage ran in this invocation."""
+    total = sum(t for t, _ in COSTS.values())
+    llm = sum(x for _, x in COSTS.values())
+    return (f"Over the {len(COSTS)} configurations whose LLM stage ran here: {total:.0f} s of stage wall time, "
+            f"{llm:.0f} s in the LLM stages, {100 * (total - llm) / total:.1f}% outside them "
+            "(the embedding cache starts as the command finds it: one-time embedding passes are included).")
 
 
 COLUMNS = ["config", "method", "n_queries", "n_gold_in_top_m", "mean_rank_top_m", "mrr_filtered", "mrr_ci",
@@ -190,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                        + (" (LLM abduction reused from an earlier run)" if label in REUSED else "")
                        + (f", {100 * SHARE[label]:.1f}% outside the LLM stage" if label in SHARE else ""))
         print(table(rows), flush=True)
+        if COSTS:
+            print(overall_share(), flush=True)
     cmd = "python benchmarks/bench_paper_protocol.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     if args.llm:
@@ -213,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "the queries with the gold in both top-Ms; negative is better), with its 95% interval and p-value. "
         "paper: the LAMP paper's numbers, on its own data (labelled).",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores; wall time per configuration: "
-        + "; ".join(timings) + ".", "",
+        + "; ".join(timings) + "." + (" " + overall_share() if COSTS else ""), "",
         table(rows), "",
     ])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
