@@ -16,33 +16,87 @@ as ``"llm: ..."`` on the result, its rules causes still returned).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+from lamp.abduce.llm_abducer import LLMAbducer, LLMAbducerSettings
+from lamp.abduce.rules.abducer import RulesAbducer, RulesAbducerSettings
+from lamp.components import Configurable, cache_key_of, load_settings, make_settings, save_settings
 from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
-from lamp.types import Abducer, AbductionRequest, AbductionResult, CauseEvent
+from lamp.types import AbductionRequest, AbductionResult, CauseEvent
 
 MODES = ("union", "rerank")
 
 
-class LLMRulesAbducer:
-    """Combine a rules abducer and an LLM abducer (any two :class:`Abducer`)."""
+@dataclass(frozen=True)
+class LLMRulesSettings:
+    """Options of ``llm_rules``: how the two parts combine, and each part's own settings."""
+
+    mode: str = "union"  # union | rerank
+    max_causes: int | None = None  # cap on the merged list (None = no cap)
+    llm: LLMAbducerSettings = field(default_factory=LLMAbducerSettings)
+    rules: RulesAbducerSettings = field(default_factory=RulesAbducerSettings)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"Unknown llm_rules mode {self.mode!r}. Valid choices are: {', '.join(MODES)}")
+        if not isinstance(self.llm, LLMAbducerSettings):
+            object.__setattr__(self, "llm", make_settings(LLMAbducerSettings, dict(self.llm), {},
+                                                          where="abducer 'llm_rules' part 'llm'"))
+        if not isinstance(self.rules, RulesAbducerSettings):
+            object.__setattr__(self, "rules", make_settings(RulesAbducerSettings, dict(self.rules), {},
+                                                            where="abducer 'llm_rules' part 'rules'"))
+
+
+class LLMRulesAbducer(Configurable):
+    """Combine a rules abducer and an LLM abducer (ready instances, or built from the settings' parts with
+    ``client``)."""
 
     name = "llm_rules"
+    Settings = LLMRulesSettings
+    uses_llm = True
 
-    def __init__(self, llm: Abducer, rules: Abducer, *, mode: str = "union", max_causes: int | None = None) -> None:
-        if mode not in MODES:
-            raise ConfigError(f"Unknown llm_rules mode {mode!r}. Valid choices are: {', '.join(MODES)}")
-        self.llm, self.rules, self.mode, self.max_causes = llm, rules, mode, max_causes
+    def __init__(self, llm: Any = None, rules: Any = None, settings: LLMRulesSettings | Mapping[str, Any] | None = None,
+                 *, client: Any = None, **overrides: Any) -> None:
+        for part, given in (("llm", llm), ("rules", rules)):
+            if isinstance(given, Mapping):  # a part's options, not a ready abducer
+                overrides[part] = given
+        llm = None if isinstance(llm, Mapping) else llm
+        rules = None if isinstance(rules, Mapping) else rules
+        s = make_settings(LLMRulesSettings, settings, overrides, where="abducer 'llm_rules'")
+        if llm is None:
+            llm = LLMAbducer(client, s.llm)
+        if rules is None:
+            rules = RulesAbducer(s.rules)
+        self.llm, self.rules, self.mode, self.max_causes = llm, rules, s.mode, s.max_causes
+        parts = {k: getattr(part, "settings", None) for k, part in (("llm", llm), ("rules", rules))}
+        self.settings = replace(s, **{k: v for k, v in parts.items() if v is not None})
 
-    def config(self) -> dict[str, Any]:
-        cfg: dict[str, Any] = {"mode": self.mode, "max_causes": self.max_causes}
-        for part in ("llm", "rules"):
-            fn = getattr(getattr(self, part), "config", None)
-            cfg[part] = fn() if callable(fn) else getattr(getattr(self, part), "name", part)
-        return cfg
+    def for_dataset(self, dataset: str) -> LLMRulesAbducer:
+        for_dataset = getattr(self.llm, "for_dataset", None)
+        if callable(for_dataset):
+            for_dataset(dataset)
+        return self
+
+    def content_key(self) -> Any:
+        return {"llm": cache_key_of(self.llm), "rules": cache_key_of(self.rules)}
+
+    def save(self, folder: str | os.PathLike[str]) -> None:
+        """Its settings, and each part in its own subfolder (``llm/``, ``rules/``)."""
+        save_settings(self, folder, files={"llm": "llm", "rules": "rules"})
+        self.llm.save(Path(folder) / "llm")  # type: ignore[attr-defined]
+        self.rules.save(Path(folder) / "rules")  # type: ignore[attr-defined]
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str], **runtime: Any) -> LLMRulesAbducer:
+        """Read what :meth:`save` wrote; ``client=`` is the LLM to use."""
+        settings, _ = load_settings(cls, folder)
+        llm = LLMAbducer.load(Path(folder) / "llm", client=runtime.get("client"))
+        return cls(llm, RulesAbducer.load(Path(folder) / "rules"), settings)
 
     def abduce(self, log: EventLog, requests: Sequence[AbductionRequest]) -> list[AbductionResult]:
         from_rules = self.rules.abduce(log, requests)

@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from lamp.components import Configurable, cache_key_of, make_settings, stable_hash
 from lamp.data.eventlog import EventLog
 from lamp.data.render import SEP, render_event, render_row
 from lamp.errors import ConfigError, LLMError
-from lamp.types import Abducer, AbductionRequest, AbductionResult, CauseEvent, Evidence
+from lamp.llm.types import describe_llm
+from lamp.types import AbductionRequest, AbductionResult, CauseEvent, Evidence
 
 logger = logging.getLogger(__name__)
 
@@ -88,22 +90,50 @@ def cause_text(log: EventLog, cause: CauseEvent) -> str:
     return SEP.join(p for p in (date, cause.subject, cause.relation, cause.object) if p)
 
 
-class PMIAbducer:
+@dataclass(frozen=True)
+class PMIAbducerSettings:
+    """Options of ``pmi``: the proposer (an abducer name with its options; real earlier events by default) and
+    how many of its causes are scored and kept. Cost: one ~40-token forward pass per (cause, candidate)."""
+
+    proposer: dict[str, Any] = field(default_factory=lambda: {"name": "rules", "max_causes": 20})
+    candidates: int = 12  # proposer causes scored per candidate
+    max_causes: int = 5  # kept, best PMI first
+    template: str = CAUSE_TEMPLATE
+
+    def __post_init__(self) -> None:
+        if self.max_causes < 1 or self.candidates < self.max_causes:
+            raise ConfigError(f"pmi abducer: need 1 <= max_causes <= candidates, got {self.max_causes} and "
+                              f"{self.candidates}.")
+
+
+class PMIAbducer(Configurable):
     """Abducer ``pmi``: ``proposer`` proposes causes, PMI orders them, the best ``max_causes`` are kept."""
 
     name = "pmi"
+    Settings = PMIAbducerSettings
+    uses_llm = True
 
-    def __init__(self, proposer: Abducer, scorer: PMIScorer, *, max_causes: int = 5, candidates: int = 20) -> None:
-        if max_causes < 1 or candidates < max_causes:
-            raise ConfigError(f"pmi abducer: need 1 <= max_causes <= candidates, got {max_causes} and {candidates}.")
+    def __init__(self, proposer: Any = None, scorer: PMIScorer | None = None,
+                 settings: PMIAbducerSettings | Mapping[str, Any] | None = None, *, client: Any = None,
+                 **overrides: Any) -> None:
+        if isinstance(proposer, Mapping):  # the proposer's name and options, not a ready abducer
+            overrides["proposer"], proposer = dict(proposer), None
+        client = client if client is not None else overrides.pop("backend", None)
+        s = self.settings = make_settings(PMIAbducerSettings, settings, overrides, where="abducer 'pmi'")
+        if scorer is None:
+            if client is None:
+                raise ConfigError("abducer 'pmi' needs an LLM with log-probabilities. Fix: llm=local (or transformers).")
+            scorer = PMIScorer(getattr(client, "backend", client), template=s.template)
+        if proposer is None:
+            from lamp.abduce.base import ABDUCERS
+
+            proposer = ABDUCERS.make(dict(s.proposer))
         self.proposer, self.scorer = proposer, scorer
-        self.max_causes, self.candidates = int(max_causes), int(candidates)
+        self.max_causes, self.candidates = int(s.max_causes), int(s.candidates)
 
-    def config(self) -> dict[str, Any]:
-        fn = getattr(self.proposer, "config", None)
-        return {"proposer": fn() if callable(fn) else getattr(self.proposer, "name", "?"),
-                "max_causes": self.max_causes, "candidates": self.candidates, "template": self.scorer.template,
-                "model": getattr(self.scorer.backend, "model_id", "?")}
+    def content_key(self) -> Any:
+        return {"proposer": cache_key_of(self.proposer), "llm": describe_llm(self.scorer.backend),
+                "template": self.scorer.template, "prior_context": self.scorer.prior_context}
 
     def abduce(self, log: EventLog, requests: Sequence[AbductionRequest]) -> list[AbductionResult]:
         proposed = self.proposer.abduce(log, requests)
@@ -131,6 +161,11 @@ class PMIRescorer:
     def __init__(self, retriever: Any, scorer: PMIScorer, *, keep: int = 8) -> None:
         self.inner, self.scorer, self.keep = retriever, scorer, int(keep)
         self.name = f"{getattr(retriever, 'name', 'retriever')}+pmi"
+
+    def cache_key(self) -> str:
+        """The wrapped retriever's key, the LLM that re-scores and how many events are kept."""
+        return stable_hash("pmi-rescore", cache_key_of(self.inner), describe_llm(self.scorer.backend),
+                           self.scorer.template, self.keep)
 
     def retrieve_many(self, log: EventLog, requests: Sequence[AbductionRequest],
                       causes: Sequence[Sequence[CauseEvent]]) -> list[Evidence]:

@@ -19,10 +19,13 @@ retrieval stage matches dateless cause text, so only the date-based checks are l
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,16 +34,19 @@ from lamp.abduce.demos import (
     Demonstration,
     EntityIndex,
     build_demonstrations,
+    demo_records,
+    demos_from_records,
     load_paper_amazon_demos,
     load_paper_gdelt_demos,
 )
 from lamp.abduce.parser import ParsedCauses, parse_batched, parse_causes
-from lamp.abduce.prompts import PromptBuilder, PromptSpec, load_prompt_spec
+from lamp.abduce.prompts import PromptBuilder, PromptSpec, default_prompt, load_prompt_spec
 from lamp.abduce.schema import CauseConstraints, NameResolver, batched_schema, causes_schema
+from lamp.components import Configurable, load_settings, make_settings, not_in_key, save_settings, stable_hash
 from lamp.data.eventlog import EventLog
 from lamp.data.registry import data_dir
 from lamp.errors import ConfigError, LeakageError, LLMError
-from lamp.llm.types import LLMRequest, LLMResponse
+from lamp.llm.types import LLMRequest, LLMResponse, describe_llm
 from lamp.types import AbductionRequest, AbductionResult
 
 logger = logging.getLogger(__name__)
@@ -69,35 +75,66 @@ class AbductionStats:
         return {k: float(v) for k, v in asdict(self).items()}
 
 
-class LLMAbducer:
-    """Abducer ``llm``: asks an LLM which earlier events could have caused each candidate."""
+@dataclass(frozen=True)
+class LLMAbducerSettings:
+    """Options of the ``llm`` abducer. The defaults are the main job's: one batched, JSON-schema-constrained
+    call per query (``per_candidate`` asks one call per (query, candidate), as in the paper)."""
 
-    name = "llm"
+    prompt: Any = not_in_key(None)  # a prompt name/path (conf/prompt/<name>.yaml) or its fields; None = the dataset family's (its text is in the key)
+    mode: str = "batched"  # batched | per_candidate
+    constrained: bool = True  # the schema limits relation / entities / dates to values seen before the query
+    structured: bool = True  # JSON-schema output; False = free text through the tolerant parser
+    num_causes: int = 2  # causes per candidate
+    n_shots: int = 4  # demonstrations; dropped from the end (and logged) when the context is too short
+    seed: int = 0  # demonstration sampling and the LLM sampling seed
+    max_entities: int = 12  # entity list offered to a constrained answer (each adds ~5 prompt tokens)
+    max_dates: int = 10  # recent dates offered to a constrained answer
+    cause_dates: bool = False  # ask each cause's date too (the paper does; ~17 more tokens per cause)
+    history_events: int = 50  # recent events per query entity that the lists are drawn from
+    max_tokens: int | None = None  # per candidate; None = prompt.tokens_per_cause * num_causes + 16
+    temperature: float = 0.0
+    data_root: str | None = None  # where the paper's demonstration files are (prompts with demos: paper)
+    progress: bool = not_in_key(False)
 
-    def __init__(self, client: Any, prompt: PromptSpec | Mapping[str, Any] | str, *, mode: str = "per_candidate",
-                 constrained: bool = True,
-                 structured: bool = True, num_causes: int = 5, n_shots: int = 4, seed: int = 0,
-                 max_entities: int = 30, max_dates: int = 30, max_tokens: int | None = None,
-                 temperature: float = 0.0, history_events: int = 50, progress: bool = False,
-                 data_root: str | None = None, cause_dates: bool = True) -> None:
-        if mode not in MODES:
-            raise ConfigError(f"Invalid abducer mode: {mode!r}. Valid choices are: {', '.join(MODES)}")
-        if constrained and not structured:
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"Invalid abducer mode: {self.mode!r}. Valid choices are: {', '.join(MODES)}")
+        if self.constrained and not self.structured:
             raise ConfigError("constrained abduction needs structured output. Fix: set structured: true, or "
                               "constrained: false for a backend without JSON-schema support.")
-        for key, value in (("num_causes", num_causes), ("max_entities", max_entities), ("max_dates", max_dates)):
-            if value < 1:
-                raise ConfigError(f"abducer.{key} must be >= 1, got {value}.")
-        if n_shots < 0:
-            raise ConfigError(f"abducer.n_shots must be >= 0, got {n_shots}.")
-        self.client, self.mode = client, mode
-        self.prompt = prompt if isinstance(prompt, PromptSpec) else load_prompt_spec(prompt)
-        self.constrained, self.structured = constrained, structured
-        self.num_causes, self.n_shots, self.seed = num_causes, n_shots, seed
-        self.max_entities, self.max_dates, self.max_tokens = max_entities, max_dates, max_tokens
-        self.temperature, self.history_events, self.progress = temperature, history_events, progress
-        self.data_root = data_root
-        self.cause_dates = bool(cause_dates)
+        for key in ("num_causes", "max_entities", "max_dates"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"abducer.{key} must be >= 1, got {getattr(self, key)}.")
+        if self.n_shots < 0:
+            raise ConfigError(f"abducer.n_shots must be >= 0, got {self.n_shots}.")
+
+
+class LLMAbducer(Configurable):
+    """Abducer ``llm``: asks an LLM which earlier events could have caused each candidate.
+
+    ``client`` is an :class:`~lamp.llm.LLMClient` (or a backend); its model is part of the cache key, as
+    is the prompt's whole text and any fixed demonstrations.
+    """
+
+    name = "llm"
+    Settings = LLMAbducerSettings
+    uses_llm = True
+
+    def __init__(self, client: Any, settings: LLMAbducerSettings | Mapping[str, Any] | None = None, *,
+                 prompt: PromptSpec | Mapping[str, Any] | str | None = None, **overrides: Any) -> None:
+        if isinstance(settings, (str, PromptSpec)):  # the old positional prompt: LLMAbducer(client, prompt, ...)
+            settings, prompt = None, settings
+        s = self.settings = make_settings(LLMAbducerSettings, settings, overrides, where="abducer 'llm'")
+        self.client, self.mode = client, s.mode
+        source = prompt if prompt is not None else s.prompt
+        self._prompt: PromptSpec | None = None if source is None else (
+            source if isinstance(source, PromptSpec) else load_prompt_spec(source))
+        self.constrained, self.structured = s.constrained, s.structured
+        self.num_causes, self.n_shots, self.seed = s.num_causes, s.n_shots, s.seed
+        self.max_entities, self.max_dates, self.max_tokens = s.max_entities, s.max_dates, s.max_tokens
+        self.temperature, self.history_events, self.progress = s.temperature, s.history_events, s.progress
+        self.data_root = s.data_root
+        self.cause_dates = bool(s.cause_dates)
         self.last_stats = AbductionStats()
         # Set by lamp.Pipeline: the train demonstrations, reused for any history given to predict().
         self.fixed_demonstrations: list[Demonstration] | None = None
@@ -108,17 +145,47 @@ class LLMAbducer:
     def from_config(cls, client: Any, config: Mapping[str, Any],
                     prompt: PromptSpec | Mapping[str, Any] | str | None = None) -> LLMAbducer:
         """From ``conf/abducer/llm.yaml`` values (``prompt`` overrides ``config["prompt"]``)."""
-        cfg = {k: v for k, v in dict(config).items() if k not in ("name", "_target_")}
-        spec_source = prompt if prompt is not None else cfg.pop("prompt", None)
-        cfg.pop("prompt", None)
-        if spec_source is None:
-            raise ConfigError("The llm abducer needs a prompt: set prompt=icews|gdelt|amazon or abducer.prompt.")
-        valid = ("mode", "constrained", "structured", "num_causes", "n_shots", "seed", "max_entities", "max_dates",
-                 "max_tokens", "temperature", "history_events", "progress", "data_root", "cause_dates")
-        unknown = sorted(set(cfg) - set(valid))
-        if unknown:
-            raise ConfigError(f"Unknown abducer option(s) {unknown}. Valid options are: {', '.join(valid)}")
-        return cls(client, spec_source, **cfg)
+        return cls(client, config, prompt=prompt)
+
+    @property
+    def prompt(self) -> PromptSpec:
+        """The prompt in use; an abducer built without one gets its dataset's on first use (:meth:`for_dataset`)."""
+        if self._prompt is None:
+            raise ConfigError("this llm abducer has no prompt yet. Fix: give it one (prompt='icews' or a YAML path), "
+                              "or call for_dataset(<dataset name>) to take the dataset family's.")
+        return self._prompt
+
+    def for_dataset(self, dataset: str) -> LLMAbducer:
+        """Give an abducer built without a prompt its dataset family's (``icews14`` -> conf/prompt/icews.yaml)."""
+        if self._prompt is None:
+            self._prompt = load_prompt_spec(default_prompt(dataset))
+        return self
+
+    def save(self, folder: str | os.PathLike[str]) -> None:
+        """``component.json`` with the prompt stored whole (a bundle loads on a machine without its file) and,
+        when fixed, the demonstrations (``demonstrations.json``). The LLM itself is not saved: pass it to load."""
+        target = Path(folder)
+        files = {"demonstrations": "demonstrations.json"} if self.fixed_demonstrations is not None else {}
+        settings = replace(self.settings, prompt=self.prompt.to_record())
+        save_settings(self, target, files=files, settings=settings)
+        if self.fixed_demonstrations is not None:
+            (target / "demonstrations.json").write_text(json.dumps(demo_records(self.fixed_demonstrations), indent=1),
+                                                        encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str], **runtime: Any) -> LLMAbducer:
+        """Read what :meth:`save` wrote; ``client=`` is the LLM to use."""
+        settings, files = load_settings(cls, folder)
+        abducer = cls(runtime.pop("client", None), settings, **runtime)
+        if "demonstrations" in files:
+            records = json.loads((Path(folder) / files["demonstrations"]).read_text(encoding="utf-8"))
+            abducer.fixed_demonstrations = demos_from_records(records)
+        return abducer
+
+    def content_key(self) -> Any:
+        demos = None if self.fixed_demonstrations is None else demo_records(self.fixed_demonstrations)
+        return {"prompt": self.prompt.to_record(), "llm": describe_llm(self.client),
+                "fixed_demonstrations": None if demos is None else stable_hash(demos)}
 
     # -- pieces ------------------------------------------------------------------------------------------
     @property
@@ -197,6 +264,7 @@ class LLMAbducer:
     def abduce(self, log: EventLog, requests: Sequence[AbductionRequest]) -> list[AbductionResult]:
         """One result per request, in order; LLM errors and parse failures are counted, never skipped."""
         start = time.perf_counter()
+        self.for_dataset(log.name)
         if self.prompt.relation_level == "root" and "cameo_roots" not in log.meta:
             from lamp.data.cameo import attach_cameo
 

@@ -105,6 +105,30 @@ class PromptSpec:
         return out
 
 
+# Dataset name prefix -> the prompt written for that family (conf/prompt/<family>.yaml).
+PROMPT_FAMILIES = (("icews", "icews"), ("gdelt", "gdelt"), ("amazon", "amazon"))
+
+
+def conf_dir() -> Path:
+    """The config folder: ``$LAMP_CONF_DIR``, else the repository's ``conf/``."""
+    env = os.environ.get("LAMP_CONF_DIR")
+    if env:
+        return Path(env).resolve()
+    return (Path(__file__).resolve().parents[2] / "conf").resolve()
+
+
+def default_prompt(dataset: str) -> Path:
+    """The prompt of a dataset's family (``icews14`` -> ``conf/prompt/icews.yaml``), for LLM abducers
+    configured without one."""
+    for prefix, family in PROMPT_FAMILIES:
+        if Path(dataset).name.lower().startswith(prefix):
+            return conf_dir() / "prompt" / f"{family}.yaml"
+    raise ConfigError(
+        f"No prompt is written for dataset {dataset!r} (lamp's prompts are for icews*, gdelt* and amazon* data). "
+        "Fix: give the LLM abducer a prompt, e.g. abducers=[{'name': 'llm', 'prompt': 'my_prompt.yaml'}] "
+        "(copy conf/prompt/icews.yaml and describe your events), or prompt=<name> on the command line.")
+
+
 def load_prompt_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> PromptSpec:
     """A :class:`PromptSpec` from a YAML file (``conf/prompt/icews.yaml``) or a mapping (a Hydra node)."""
     if isinstance(source, Mapping):
@@ -112,6 +136,9 @@ def load_prompt_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> Prom
         where = "prompt config"
     else:
         path = Path(source)
+        named = conf_dir() / "prompt" / f"{source}.yaml"
+        if not path.is_file() and path.suffix == "" and named.is_file():
+            path = named  # a prompt name: conf/prompt/<name>.yaml
         if not path.is_file():
             raise ConfigError(f"Prompt file not found: {path}. Give a YAML file such as conf/prompt/icews.yaml.")
         try:

@@ -24,16 +24,12 @@ def _component(node: Any, key: str = "name") -> Component | None:
 
 
 def _extra_abducer(cfg: DictConfig, name: str) -> Component:
-    from lamp.pipeline.config import conf_dir
-
-    path = conf_dir() / "abducer" / f"{name}.yaml"
-    if not path.is_file():
-        valid = sorted(p.stem for p in (conf_dir() / "abducer").glob("*.yaml"))
+    """An extra abducer from ``abducers.<name>`` (composed by Hydra from conf/abducer/<name>.yaml)."""
+    node = (cfg.get("abducers") or {}).get(name)
+    if node is None:
+        valid = sorted((cfg.get("abducers") or {}).keys())
         raise ConfigError(f"Invalid extra_abducers entry: {name!r}. Valid choices are: {', '.join(valid)}")
-    node = OmegaConf.load(path)
-    merged = OmegaConf.merge(OmegaConf.create({"prompt": cfg.get("prompt")}), {"_a": node})
-    assert isinstance(merged, DictConfig)
-    comp = _component(merged["_a"])
+    comp = _component(node)
     assert comp is not None
     return comp
 
@@ -48,9 +44,9 @@ def to_pipeline_config(cfg: DictConfig, *, run_dir: str | Path) -> PipelineConfi
     llm = _plain(cfg.get("llm"))
     if not llm or llm.get("kind") in (None, "none"):
         llm = None
-        from lamp.pipeline.components import LLM_ABDUCERS
+        from lamp.abduce.base import uses_llm
 
-        abducers = [a for a in abducers if a.name not in LLM_ABDUCERS]
+        abducers = [a for a in abducers if not uses_llm(a.name)]
     base = _component(cfg.base_model)
     retriever = _component(cfg.retriever)
     if base is None or retriever is None:

@@ -17,7 +17,9 @@ def run_hydra(argv: list[str]) -> int:
     from omegaconf import DictConfig
 
     from lamp.cli.convert import to_pipeline_config
+    from lamp.cli.schemas import register_schemas
 
+    register_schemas()
     status = {"code": 0}
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")

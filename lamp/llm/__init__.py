@@ -16,6 +16,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+from lamp.components import Resolver
 from lamp.errors import ConfigError
 from lamp.llm.budget import Budget, PriceTable, Usage
 from lamp.llm.cache import LLMCache, default_cache_path, request_key
@@ -24,32 +25,26 @@ from lamp.llm.models import packaged_gguf
 from lamp.llm.types import LLMBackend, LLMRequest, LLMResponse
 
 __all__ = [
-    "BUDGET_EXHAUSTED", "KINDS", "Budget", "LLMBackend", "LLMCache", "LLMClient", "LLMRequest", "LLMResponse",
+    "BACKENDS", "BUDGET_EXHAUSTED", "KINDS", "Budget", "LLMBackend", "LLMCache", "LLMClient", "LLMRequest", "LLMResponse",
     "PriceTable", "Usage", "build_backend", "build_client", "default_cache_path", "packaged_gguf", "request_key",
 ]
 
-KINDS = ("openai", "local", "transformers")
+# kind -> backend class (one YAML per kind in conf/llm/; openai_compatible.yaml is kind openai with a base_url)
+BACKENDS: Resolver[LLMBackend] = Resolver("llm kind", {
+    "openai": "lamp.llm.openai_backend:OpenAIBackend",
+    "local": "lamp.llm.local_backend:LocalBackend",
+    "transformers": "lamp.llm.transformers_backend:TransformersBackend",
+}, conf_group="llm")
+KINDS = tuple(BACKENDS.choices)
 # Keys of a conf/llm/*.yaml that configure the client or the requests, not the backend.
 CLIENT_KEYS = frozenset({"budget", "cache", "prices", "max_tokens", "temperature"})
 
 
 def _backend_class(kind: str) -> type:
-    if kind == "openai":
-        from lamp.llm.openai_backend import OpenAIBackend
-
-        return OpenAIBackend
-    if kind == "local":
-        from lamp.llm.local_backend import LocalBackend
-
-        return LocalBackend
-    if kind == "transformers":
-        from lamp.llm.transformers_backend import TransformersBackend
-
-        return TransformersBackend
     if kind == "none":
         raise ConfigError("llm kind 'none' means the run uses no LLM, so there is no backend to build. "
                           "Fix: check for kind == 'none' before calling build_backend.")
-    raise ConfigError(f"Invalid llm kind: {kind!r}. Valid choices are: {', '.join(KINDS)}")
+    return BACKENDS.lookup(kind)
 
 
 def build_backend(kind: str, **kwargs: Any) -> LLMBackend:

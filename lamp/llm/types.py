@@ -112,3 +112,11 @@ class LLMBackend(Protocol):
     def context_length(self) -> int: ...
 
     def loglikelihood(self, context: str, continuation: str) -> float: ...
+
+
+def describe_llm(client: Any) -> dict[str, Any]:
+    """What identifies the model behind a client or backend in a cache key: backend kind, model id (which
+    names the weights' hash and the decoding mode for local models) and the server it is called at."""
+    backend = getattr(client, "backend", client)
+    return {"backend": getattr(backend, "name", type(backend).__name__),
+            "model_id": getattr(backend, "model_id", None), "base_url": getattr(backend, "base_url", None)}

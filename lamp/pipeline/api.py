@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from lamp.abduce.base import uses_llm
 from lamp.pipeline.components import build_components
-from lamp.pipeline.config import ABLATIONS, STAGES, Component, PipelineConfig
+from lamp.pipeline.config import (
+    ABLATIONS,
+    STAGES,
+    Component,
+    PipelineConfig,
+    default_artifacts_dir,
+    default_llm,
+)
 from lamp.pipeline.config import as_component as _component
 from lamp.pipeline.run import RunResult, run_pipeline
 from lamp.tpp.base import BaseModel
@@ -30,7 +39,7 @@ def run(
     ranker: str | Component | dict[str, Any] | None = "energy",
     stages: Sequence[str] = STAGES,
     run_dir: str = "runs/api",
-    artifacts_dir: str = "~/.cache/lamp/artifacts",
+    artifacts_dir: str | None = None,
     progress: bool = False,
 ) -> RunResult:
     """Run lamp end to end and return its metrics and outputs.
@@ -44,16 +53,17 @@ def run(
     >>> [(r["method"], round(r["mrr_filtered"], 3)) for r in result.metrics if r["direction"] == "object"]  # doctest: +SKIP
     """
     llm_cfg = llm if (llm is None or isinstance(llm, dict)) else None
-    if llm is None and any(_component(a).name in ("llm", "llm_rules") for a in abducers):
-        llm_cfg = {"kind": "local", "packaged": "smollm2", "budget": {"max_calls": 300}}
+    if llm is None and any(uses_llm(_component(a).name) for a in abducers):
+        llm_cfg = default_llm()
     cfg = PipelineConfig(
         dataset=dataset, data_dir=data_dir, task=task, directions=directions, top_m=top_m,
         n_test_queries=n_test_queries, n_valid_queries=n_valid_queries, seed=seed,
-        base_model=Component(base_model.name) if isinstance(base_model, BaseModel)
-        else _component(base_model),
+        base_model=Component(base_model.name, dataclasses.asdict(base_model.settings))
+        if isinstance(base_model, BaseModel) and hasattr(base_model, "settings") else
+        Component(base_model.name) if isinstance(base_model, BaseModel) else _component(base_model),
         abducers=tuple(_component(a) for a in abducers), llm=llm_cfg, retriever=_component(retriever),
         ablations=tuple(ablations), ranker=None if ranker is None else _component(ranker), stages=tuple(stages),
-        run_dir=run_dir, artifacts_dir=artifacts_dir, progress=progress,
+        run_dir=run_dir, artifacts_dir=artifacts_dir or default_artifacts_dir(), progress=progress,
     )
     from lamp.data.load import load_dataset
 

@@ -7,7 +7,6 @@ stages. Two processes that compute the same stage race harmlessly: the first ren
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,16 +19,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lamp.components import stable_hash
 from lamp.errors import ArtifactError
 
+__all__ = ["LAYOUT", "ArtifactStore", "load_arrays", "save_arrays", "stable_hash", "write_json", "write_parquet"]
 
-def stable_hash(*parts: Any) -> str:
-    """A short hash of JSON-serialisable parts (dict keys sorted)."""
-    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+# The layout of an artifact folder; one written under another layout is refused, never half-read.
+LAYOUT = 2
 
 
 class ArtifactStore:
+    """Finished stage outputs under ``root/<stage>/<key>/`` (see the module docstring)."""
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser()
 
@@ -37,7 +39,16 @@ class ArtifactStore:
         return self.root / stage / key
 
     def exists(self, stage: str, key: str) -> bool:
-        return (self.path(stage, key) / "_done.json").is_file()
+        """Whether the artifact is finished; one of an older layout is an :class:`ArtifactError`."""
+        done = self.path(stage, key) / "_done.json"
+        if not done.is_file():
+            return False
+        layout = self._read_info(stage, key).get("_layout")
+        if layout != LAYOUT:
+            raise ArtifactError(f"artifact {stage}/{key} was written by another lamp version (layout {layout!r}, this "
+                                f"lamp reads layout {LAYOUT}). Fix: delete {self.path(stage, key)} (or the whole "
+                                f"{self.root}) and rerun.")
+        return True
 
     @contextmanager
     def writing(self, stage: str, key: str, info: dict[str, Any] | None = None) -> Iterator[Path]:
@@ -47,7 +58,8 @@ class ArtifactStore:
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{key}-"))
         try:
             yield tmp
-            (tmp / "_done.json").write_text(json.dumps(info or {}, default=str), encoding="utf-8")
+            (tmp / "_done.json").write_text(json.dumps({**(info or {}), "_layout": LAYOUT}, default=str),
+                                            encoding="utf-8")
             try:
                 os.replace(tmp, target)
             except OSError:
@@ -58,6 +70,10 @@ class ArtifactStore:
                 shutil.rmtree(tmp, ignore_errors=True)
 
     def info(self, stage: str, key: str) -> dict[str, Any]:
+        """What the stage recorded when it finished (the info dict given to :meth:`writing`)."""
+        return {k: v for k, v in self._read_info(stage, key).items() if k != "_layout"}
+
+    def _read_info(self, stage: str, key: str) -> dict[str, Any]:
         try:
             return dict(json.loads((self.path(stage, key) / "_done.json").read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:

@@ -1,42 +1,55 @@
-"""Build a run's components from its typed config (or take ready instances from the Python API)."""
+"""Build a run's components from its typed config (or take ready instances from the Python API).
+
+Every component is made by its interface's resolver (:mod:`lamp.components`); whether an abducer needs
+the LLM is its class's ``uses_llm`` flag, never a list of names.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from lamp.abduce.base import ABDUCERS, uses_llm
 from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
-from lamp.pipeline.config import Component, PipelineConfig, default_prompt
-from lamp.tpp.base import BaseModel, CandidateTable
-from lamp.types import Abducer, Evidence
+from lamp.llm.types import describe_llm
+from lamp.pipeline.config import Component, PipelineConfig
+from lamp.rank import RANKERS
+from lamp.retrieval import RETRIEVERS
+from lamp.tpp.base import BaseModel
+from lamp.tpp.factory import BASE_MODELS
+from lamp.types import Abducer
 
 logger = logging.getLogger(__name__)
 
-LLM_ABDUCERS = ("llm", "llm_rules", "pmi")
 USAGE_COUNTERS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "failures", "wall_time_s")
+RESCORE = ("none", "pmi")
 
 
 @dataclass
 class Components:
+    """The built components of a run."""
+
     base_model: BaseModel
     abducers: dict[str, Abducer]
-    abducer_configs: dict[str, Any]
     retriever: Any
     ablation_retrievers: dict[str, Any]
-    retriever_configs: dict[str, Any]
-    ranker_config: dict[str, Any] | None
+    ranker: Any | None  # a ranking method (lamp.rank.RANKERS), or None: no learned ranker
     llm_client: Any = None
-    llm_id: str | None = None
-    rank_outcomes: dict[str, Any] = field(default_factory=dict)
     reused_usage: dict[str, float] = field(default_factory=dict)  # LLM usage paid by earlier runs (reused artifacts)
 
+    @property
+    def llm_id(self) -> str | None:
+        if self.llm_client is None:
+            return None
+        d = describe_llm(self.llm_client)
+        return f"{d['backend']}:{d['model_id']}"
+
     def uses_llm(self, abducer: str) -> bool:
-        return abducer in LLM_ABDUCERS and self.llm_client is not None
+        return bool(getattr(self.abducers[abducer], "uses_llm", False)) and self.llm_client is not None
 
     def llm_usage(self) -> dict[str, Any]:
         if self.llm_client is None:
@@ -59,34 +72,9 @@ class Components:
         for k in USAGE_COUNTERS:
             self.reused_usage[k] = self.reused_usage.get(k, 0) + usage.get(k, 0)
 
-    def rank(self, log: EventLog, tables: dict[str, CandidateTable], evid: Mapping[str, Sequence[Evidence]], *,
-             seed: int, progress: bool) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
-        """Train the ranker on the valid queries; return the test order, its tie keys and what it learned."""
-        from lamp.rank.stage import rank_top_m
 
-        params = dict(self.ranker_config or {})
-        outcome = rank_top_m(log, tables, dict(evid), seed=seed, progress=progress, **params)
-        return outcome.order, outcome.tie_keys, dict(outcome.info)
-
-
-def _abducer_kwargs(comp: Component, client: Any, dataset: str) -> dict[str, Any]:
-    """Keyword arguments of an abducer; an LLM abducer without a prompt gets its dataset family's."""
-    params = dict(comp.params)
-    if comp.name in ("llm", "llm_rules"):
-        from lamp.abduce.llm_abducer import LLMAbducer
-
-        llm_params = dict(params if comp.name == "llm" else params.get("llm") or {})
-        if llm_params.get("prompt") is None:
-            llm_params["prompt"] = str(default_prompt(dataset))
-        if comp.name == "llm":
-            return {"_instance": LLMAbducer.from_config(client, llm_params)}
-        params["llm"] = LLMAbducer.from_config(client, llm_params)
-    if comp.name == "pmi":
-        params["backend"] = getattr(client, "backend", client)
-    return params
-
-
-def build_llm_client(llm: dict[str, Any]) -> Any:
+def build_llm_client(llm: Mapping[str, Any]) -> Any:
+    """An LLM client from a conf/llm group as a plain dict (``kind`` + backend and client options)."""
     from lamp.llm import build_client
 
     settings = dict(llm)
@@ -94,71 +82,57 @@ def build_llm_client(llm: dict[str, Any]) -> Any:
     return build_client(kind, **settings)
 
 
+def build_abducer(comp: Component, client: Any, dataset: str) -> Abducer:
+    """One abducer of a run; an LLM abducer gets the run's client and, without a prompt, its dataset's."""
+    kwargs = dict(comp.params)
+    if uses_llm(comp.name):
+        kwargs["client"] = client
+    abducer = ABDUCERS.make(comp.name, **kwargs)
+    for_dataset = getattr(abducer, "for_dataset", None)
+    if callable(for_dataset):
+        for_dataset(dataset)
+    return abducer
+
+
 def build_components(cfg: PipelineConfig, log: EventLog, *, base_model: BaseModel | None = None,
                      abducers: dict[str, Abducer] | None = None, llm_client: Any = None,
                      retriever: Any = None) -> Components:
     """Every component of ``cfg``; instances passed in replace the ones the config names."""
-    from lamp.abduce.base import build_abducer
-    from lamp.retrieval import build_retriever
-    from lamp.tpp.factory import build_base_model
-
-    model = base_model or build_base_model(cfg.base_model.name, **cfg.base_model.params)
-    rescore = cfg.retriever.params.get("rescore")
-    if rescore not in (None, "none", "pmi"):
-        raise ConfigError(f"Invalid retriever.rescore {rescore!r}. Valid choices are: none, pmi")
-    needs_llm = (any(a.name in LLM_ABDUCERS for a in cfg.abducers) and not abducers) or rescore == "pmi"
+    model = base_model or BASE_MODELS.make(cfg.base_model.name, **cfg.base_model.params)
+    rescore = cfg.retriever.params.get("rescore") or "none"
+    if rescore not in RESCORE:
+        raise ConfigError(f"Invalid retriever.rescore {rescore!r}. Valid choices are: {', '.join(RESCORE)}")
+    needs_llm = (not abducers and any(uses_llm(a.name) for a in cfg.abducers)) or rescore == "pmi"
     client = llm_client
     if needs_llm and client is None:
         if cfg.llm is None:
-            raise ConfigError("abducer 'llm' needs an LLM, but llm=none. Fix: choose llm=local|openai|... "
+            names = [a.name for a in cfg.abducers if uses_llm(a.name)] or ["retriever.rescore=pmi"]
+            raise ConfigError(f"{', '.join(names)} needs an LLM, but llm=none. Fix: choose llm=local|openai|... "
                               "or use abducer=rules.")
         client = build_llm_client(cfg.llm)
     built: dict[str, Abducer] = dict(abducers or {})
-    configs: dict[str, Any] = {name: type(a).__name__ for name, a in built.items()}
     if not abducers:
         for comp in cfg.abducers:
-            kwargs = _abducer_kwargs(comp, client, log.name)
-            built[comp.name] = kwargs.pop("_instance", None) or build_abducer(comp.name, **kwargs)
-            configs[comp.name] = comp.params
-    retriever_params = {k: v for k, v in cfg.retriever.params.items() if k not in ("rescore", "rescore_keep")}
-    main_retriever = retriever or build_retriever(cfg.retriever.name, **retriever_params)
+            built[comp.name] = build_abducer(comp, client, log.name)
+    main_retriever = retriever or RETRIEVERS.make(cfg.retriever.name, **_retriever_params(cfg.retriever))
     if rescore == "pmi":
         from lamp.abduce.likelihood import PMIRescorer, PMIScorer
 
         main_retriever = PMIRescorer(main_retriever, PMIScorer(getattr(client, "backend", client)),
                                      keep=int(cfg.retriever.params.get("rescore_keep", 8)))
-    ablations = {a: build_retriever(a, **_ablation_params(cfg, a)) for a in cfg.ablations}
-    # keyed with the embedding cache's key too: it names the model and the resolved precision
-    retriever_configs: dict[str, Any] = {"main": [cfg.retriever.name, cfg.retriever.params, _embedding_key(main_retriever)]}
-    retriever_configs.update({a: [a, _ablation_params(cfg, a), _embedding_key(ablations[a])] for a in cfg.ablations})
-    llm_id = None
-    if client is not None:
-        backend = getattr(client, "backend", client)
-        llm_id = f"{getattr(backend, 'name', 'llm')}:{getattr(backend, 'model_id', '?')}"
-    ranker = None if cfg.ranker is None else dict(cfg.ranker.params)
-    return Components(model, built, configs, main_retriever, ablations, retriever_configs, ranker, client, llm_id)
+    ablations = {a: RETRIEVERS.make(a, **_ablation_params(cfg, a)) for a in cfg.ablations}
+    ranker = None if cfg.ranker is None else RANKERS.make(cfg.ranker.name, **cfg.ranker.params)
+    return Components(model, built, main_retriever, ablations, ranker, client)
 
 
-def _embedding_key(retriever: Any) -> str | None:
-    emb = getattr(retriever, "embeddings", None)
-    return getattr(getattr(emb, "encoder", None), "key", None)
+def _retriever_params(comp: Component) -> dict[str, Any]:
+    return {k: v for k, v in comp.params.items() if k not in ("rescore", "rescore_keep")}
 
 
 def _ablation_params(cfg: PipelineConfig, ablation: str) -> dict[str, Any]:
     """Ablations share the main retriever's evidence size (and embedding model) so they compare like
-    with like; only the options an ablation accepts are passed."""
-    import inspect
-
-    from lamp.retrieval import RETRIEVERS
-
-    module, cls = RETRIEVERS[ablation]
-    klass = getattr(__import__(module, fromlist=[cls]), cls)
-    accepted: set[str] = set()
-    for k in klass.__mro__:
-        init = k.__dict__.get("__init__")
-        if init is not None:
-            accepted |= {p.name for p in inspect.signature(init).parameters.values()
-                         if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    with like; only the options an ablation's Settings has are passed."""
+    accepted = {f.name for f in dataclasses.fields(RETRIEVERS.settings_class(ablation))}
     # effect_similarity asks one query per candidate, so it keeps its own top_k (= max_evidence)
     shared = ("max_evidence", "max_pool", "window", "model", "device", "batch_size", "precision", "seed") + \
         (() if ablation == "effect_similarity" else ("top_k",))

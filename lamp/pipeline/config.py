@@ -7,34 +7,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lamp.abduce.prompts import PROMPT_FAMILIES, conf_dir, default_prompt
 from lamp.errors import ConfigError
 
+__all__ = ["ABLATIONS", "PROMPT_FAMILIES", "STAGES", "Component", "PipelineConfig", "as_component", "conf_dir",
+           "default_artifacts_dir", "default_llm",
+           "default_prompt"]
+
 STAGES = ("data", "base", "abduce", "retrieve", "rank", "eval")
+
+
+def default_artifacts_dir() -> str:
+    """Where finished steps are stored: ``$LAMP_CACHE_DIR/artifacts`` (default ``~/.cache/lamp/artifacts``)."""
+    return str(Path(os.environ.get("LAMP_CACHE_DIR") or Path.home() / ".cache" / "lamp") / "artifacts")
+
+
+def default_llm() -> dict[str, Any]:
+    """The LLM a run uses when an LLM abducer is asked for and none is given: the embedded SmolLM2-135M,
+    in-process, within the main job's budget of 300 calls (conf/llm/local.yaml is the same for the CLI)."""
+    return {"kind": "local", "packaged": "smollm2", "budget": {"max_calls": 300}}
+
 ABLATIONS = ("random", "recent", "effect_similarity")
-# Dataset name prefix -> the prompt written for that family (conf/prompt/<family>.yaml).
-PROMPT_FAMILIES = (("icews", "icews"), ("gdelt", "gdelt"), ("amazon", "amazon"))
-
-
-def conf_dir() -> Path:
-    """The config folder: ``$LAMP_CONF_DIR``, else the repository's ``conf/``."""
-    env = os.environ.get("LAMP_CONF_DIR")
-    if env:
-        return Path(env).resolve()
-    return (Path(__file__).resolve().parents[2] / "conf").resolve()
-
-
-def default_prompt(dataset: str) -> Path:
-    """The prompt of a dataset's family (``icews14`` -> ``conf/prompt/icews.yaml``), for LLM abducers
-    configured without one."""
-    for prefix, family in PROMPT_FAMILIES:
-        if dataset.lower().startswith(prefix):
-            return conf_dir() / "prompt" / f"{family}.yaml"
-    raise ConfigError(
-        f"No prompt is written for dataset {dataset!r} (lamp's prompts are for icews*, gdelt* and amazon* data). "
-        "Fix: give the LLM abducer a prompt, e.g. abducers=[{'name': 'llm', 'prompt': 'my_prompt.yaml'}] "
-        "(copy conf/prompt/icews.yaml and describe your events), or prompt=<name> on the command line.")
-
-
 @dataclass(frozen=True)
 class Component:
     """A named component with its keyword arguments (e.g. a base model, a retriever)."""
@@ -69,13 +62,12 @@ class PipelineConfig:
     base_model: Component = field(default_factory=lambda: Component("recurrency"))
     abducers: tuple[Component, ...] = (Component("llm"), Component("rules"))
     # a conf/llm group as a plain dict (kind, backend options, budget, cache, prices); None = no LLM
-    llm: dict[str, Any] | None = field(default_factory=lambda: {"kind": "local", "packaged": "smollm2",
-                                                                "budget": {"max_calls": 300}})
+    llm: dict[str, Any] | None = field(default_factory=default_llm)
     retriever: Component = field(default_factory=lambda: Component("hybrid"))
     ablations: tuple[str, ...] = ABLATIONS
     ranker: Component | None = field(default_factory=lambda: Component("energy"))
     stages: tuple[str, ...] = STAGES
-    artifacts_dir: str = "~/.cache/lamp/artifacts"
+    artifacts_dir: str = field(default_factory=default_artifacts_dir)
     run_dir: str = "runs/latest"
     progress: bool = True
     n_explanations: int = 3

@@ -1,10 +1,11 @@
 """The compared methods of a run: the base model, lamp with each abducer (with and without the
-ranker) and the no-LLM retrieval ablations, all on the same queries."""
+ranker) and the no-LLM retrieval ablations, all on the same queries, through the shared steps
+(:mod:`lamp.pipeline.steps`)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,19 +14,11 @@ import pandas as pd
 from lamp.abduce.likelihood import PMIRescorer
 from lamp.data.eventlog import EventLog
 from lamp.eval.metrics import apply_reorder
-from lamp.pipeline.artifacts import ArtifactStore, stable_hash, write_json, write_parquet
+from lamp.pipeline import steps
+from lamp.pipeline.artifacts import ArtifactStore
 from lamp.pipeline.components import Components
 from lamp.pipeline.config import PipelineConfig
-from lamp.pipeline.stages import (
-    SplitQueries,
-    abduction_requests,
-    abduction_summary,
-    evidence_to_frame,
-    frame_to_evidence,
-    load_abduction,
-    no_ranker_order,
-    save_abduction,
-)
+from lamp.pipeline.stages import abduction_requests, abduction_summary, evidence_to_frame, no_ranker_order
 from lamp.pipeline.timing import StageClock
 from lamp.tpp.base import CandidateTable
 from lamp.types import AbductionRequest, AbductionResult, CauseEvent, Evidence
@@ -47,83 +40,77 @@ class MethodRun:
     evidence_rows: dict[tuple[int, int], list[int]] = field(default_factory=dict)
 
 
-def run_methods(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, log: EventLog, queries: SplitQueries,
-                tables: dict[str, CandidateTable], comps: Components, data_key: str) -> list[MethodRun]:
+@dataclass(frozen=True)
+class BaseTables:
+    """The base model's top-M tables of the run's valid and test queries, and their step keys."""
+
+    tables: dict[str, CandidateTable]
+    keys: dict[str, str | None]
+
+
+def run_methods(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, log: EventLog, base: BaseTables,
+                comps: Components) -> list[MethodRun]:
+    tables = base.tables
     runs = [MethodRun(tables["test"].method, tables["test"])]
-    base_key = stable_hash(data_key, asdict(cfg.base_model), cfg.top_m)
     requests = {s: abduction_requests(log, tables[s]) for s in SPLITS}
     for name, abducer in comps.abducers.items() if "abduce" in cfg.stages else []:
-        key = stable_hash(base_key, name, comps.abducer_configs[name], comps.llm_id if comps.uses_llm(name) else None)
-        results = _abduce(cfg, store, clock, log, requests, name, abducer, key, comps)
+        results, keys = _abduce(store, clock, log, requests, base.keys, name, abducer, comps)
         llm = comps.llm_id if comps.uses_llm(name) else None
         summary = {f"abduce_{k}": v for k, v in abduction_summary(results["test"] + results["valid"]).items()}
         if "retrieve" not in cfg.stages:
             continue
-        evid = _retrieve(cfg, store, clock, log, requests, results, name, comps, key)
-        runs += _rank_variants(cfg, store, clock, log, tables, evid, comps, f"lamp[{name}]", key,
+        evid, rkeys = _retrieve(store, clock, log, requests, results, keys, name, comps.retriever)
+        runs += _rank_variants(cfg, store, clock, log, tables, evid, rkeys, comps, f"lamp[{name}]",
                                abducer=name, llm=llm, extra=summary, results=results["test"])
     if "retrieve" in cfg.stages:
-        for ablation in cfg.ablations:
-            key = stable_hash(base_key, "ablation", ablation, comps.retriever_configs.get(ablation))
+        for ablation, retriever in comps.ablation_retrievers.items():
             empty = {s: [AbductionResult(r.query_id, r.candidate, ()) for r in requests[s]] for s in SPLITS}
-            evid = _retrieve(cfg, store, clock, log, requests, empty, f"ablation:{ablation}", comps, key, ablation)
-            runs += _rank_variants(cfg, store, clock, log, tables, evid, comps, f"ablation:{ablation}", key,
+            evid, rkeys = _retrieve(store, clock, log, requests, empty, base.keys, f"ablation:{ablation}", retriever)
+            runs += _rank_variants(cfg, store, clock, log, tables, evid, rkeys, comps, f"ablation:{ablation}",
                                    retriever=ablation, with_no_ranker=False)
     return runs
 
 
-def _abduce(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, log: EventLog,
-            requests: dict[str, list[AbductionRequest]], name: str, abducer: Any, key: str,
-            comps: Components) -> dict[str, list[AbductionResult]]:
+def _abduce(store: ArtifactStore, clock: StageClock, log: EventLog, requests: dict[str, list[AbductionRequest]],
+            parents: dict[str, str | None], name: str, abducer: Any, comps: Components
+            ) -> tuple[dict[str, list[AbductionResult]], dict[str, str | None]]:
+    results: dict[str, list[AbductionResult]] = {}
+    keys: dict[str, str | None] = {}
     with clock.stage(f"abduce[{name}]") as st:
         st.extra["llm"] = comps.uses_llm(name)
-        if store.exists("abduce", key):
-            st.skipped = True
-            comps.add_reused(store.info("abduce", key).get("llm_usage") or {})
-            return {s: load_abduction(store.path("abduce", key) / s) for s in SPLITS}
-        before = comps.usage_snapshot()
-        # valid first: the ranker needs it; LLM calls are cached one by one, so a killed run resumes here
-        results = {s: abducer.abduce(log, requests[s]) for s in SPLITS}
-        paid = {k: v - before[k] for k, v in comps.usage_snapshot().items()} if comps.uses_llm(name) else {}
-        info = {"abducer": name, **abduction_summary(results["test"]), "llm_usage": paid}
-        with store.writing("abduce", key, info) as tmp:
-            for s in SPLITS:
-                (tmp / s).mkdir()
-                save_abduction(results[s], tmp / s)
-        st.extra.update({"requests": sum(len(r) for r in requests.values())})
-        return results
+        reused = 0
+        for split in SPLITS:  # valid first: the ranker needs it; LLM calls are cached one by one, so a killed run resumes
+            out = steps.abduce(abducer, log, requests[split], parents[split], store=store,
+                               usage=comps.usage_snapshot if comps.uses_llm(name) else None)
+            results[split], keys[split] = out.results, out.key
+            reused += out.reused
+            comps.add_reused(out.reused_usage)
+        st.skipped = reused == len(SPLITS)
+        st.extra["requests"] = sum(len(r) for r in requests.values())
+    return results, keys
 
 
-def _retrieve(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, log: EventLog,
-              requests: dict[str, list[AbductionRequest]], results: dict[str, list[AbductionResult]], label: str,
-              comps: Components, key: str, ablation: str | None = None) -> dict[str, list[Evidence]]:
-    retriever = comps.ablation_retrievers[ablation] if ablation else comps.retriever
-    rkey = stable_hash(key, comps.retriever_configs.get(ablation or "main"))
+def _retrieve(store: ArtifactStore, clock: StageClock, log: EventLog, requests: dict[str, list[AbductionRequest]],
+              results: dict[str, list[AbductionResult]], parents: dict[str, str | None], label: str, retriever: Any
+              ) -> tuple[dict[str, list[Evidence]], dict[str, str | None]]:
+    evid: dict[str, list[Evidence]] = {}
+    keys: dict[str, str | None] = {}
     with clock.stage(f"retrieve[{label}]") as st:
         st.extra["llm"] = isinstance(retriever, PMIRescorer)  # PMI re-scoring calls the LLM
-        if store.exists("retrieve", rkey):
-            st.skipped = True
-            frame = pd.read_parquet(store.path("retrieve", rkey) / "evidence.parquet")
-            return {s: frame_to_evidence(frame[frame["split"] == s], requests[s]) for s in SPLITS}
-        evid = {s: retriever.retrieve_many(log, requests[s], [r.causes for r in results[s]]) for s in SPLITS}
-        for s in SPLITS:
-            for req, ev in zip(requests[s], evid[s], strict=True):
-                if ev.event_indices.size and int(ev.event_indices.max()) >= req.history_end:
-                    from lamp.errors import LeakageError
-
-                    raise LeakageError(f"retriever {retriever.name!r} returned an event at or after the query time "
-                                       f"(query {req.query_id}); this is a bug in the retriever.")
-        frame = pd.concat([evidence_to_frame(evid[s], log, label, s) for s in SPLITS], ignore_index=True)
-        with store.writing("retrieve", rkey, {"method": label}) as tmp:
-            write_parquet(frame, tmp / "evidence.parquet")
-        return evid
+        reused = 0
+        for split in SPLITS:
+            out = steps.retrieve(retriever, log, requests[split], results[split], parents[split], store=store)
+            evid[split], keys[split] = out.evidence, out.key
+            reused += out.reused
+        st.skipped = reused == len(SPLITS)
+    return evid, keys
 
 
 def _rank_variants(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, log: EventLog,
-                   tables: dict[str, CandidateTable], evid: dict[str, list[Evidence]], comps: Components, method: str,
-                   key: str, *, abducer: str | None = None, llm: str | None = None, retriever: str | None = None,
-                   extra: dict[str, Any] | None = None, results: list[AbductionResult] | None = None,
-                   with_no_ranker: bool = True) -> list[MethodRun]:
+                   tables: dict[str, CandidateTable], evid: dict[str, list[Evidence]], keys: dict[str, str | None],
+                   comps: Components, method: str, *, abducer: str | None = None, llm: str | None = None,
+                   retriever: str | None = None, extra: dict[str, Any] | None = None,
+                   results: list[AbductionResult] | None = None, with_no_ranker: bool = True) -> list[MethodRun]:
     retriever = retriever or cfg.retriever.name
     causes = {(r.query_id, r.candidate): list(r.causes) for r in results or []}
     ev_frame = evidence_to_frame(evid["test"], log, method, "test")
@@ -131,31 +118,22 @@ def _rank_variants(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock,
     common: dict[str, Any] = {"abducer": abducer, "llm": llm, "retriever": retriever, "evidence": ev_frame,
                               "causes": causes, "evidence_rows": ev_rows}
     out = []
-    if with_no_ranker or cfg.ranker is None or "rank" not in cfg.stages:
-        order, keys = no_ranker_order(tables["test"], evid["test"])
+    if with_no_ranker or comps.ranker is None or "rank" not in cfg.stages:
+        order, tie = no_ranker_order(tables["test"], evid["test"])
         name = f"{method[:-1]},no_ranker]" if method.endswith("]") and method.startswith("lamp[") else f"{method}"
-        out.append(MethodRun(name, apply_reorder(tables["test"], order, name, tie_keys=keys),
+        out.append(MethodRun(name, apply_reorder(tables["test"], order, name, tie_keys=tie),
                              extra_metrics=dict(extra or {}), **common))
-    if cfg.ranker is None or "rank" not in cfg.stages:
+    if comps.ranker is None or "rank" not in cfg.stages:
         return out
-    rkey = stable_hash(key, comps.retriever_configs.get("main"), comps.ranker_config)
     with clock.stage(f"rank[{method}]") as st:
-        if store.exists("rank", rkey):
-            st.skipped = True
-            folder = store.path("rank", rkey)
-            order = np.load(folder / "order.npy", allow_pickle=False)
-            tie_keys = np.load(folder / "tie_keys.npy", allow_pickle=False) if (folder / "tie_keys.npy").is_file() else None
-            info = store.info("rank", rkey)
-        else:
-            order, tie_keys, info = comps.rank(log, tables, evid, seed=cfg.seed, progress=cfg.progress)
-            with store.writing("rank", rkey, info) as tmp:
-                np.save(tmp / "order.npy", order)
-                if tie_keys is not None:
-                    np.save(tmp / "tie_keys.npy", tie_keys)
-                write_json(info, tmp / "ranker.json")
-    metrics_extra = {**(extra or {}), **{f"ranker_{k}": v for k, v in info.items() if not isinstance(v, (list, dict))}}
+        ranked = steps.rank(comps.ranker, log, tables, evid, (keys["valid"], keys["test"]), seed=cfg.seed,
+                            progress=cfg.progress, store=store)
+        st.skipped = ranked.reused
+    info = ranked.info
+    metrics_extra = {**(extra or {}), **{f"ranker_{k}": v for k, v in info.items()
+                                          if not isinstance(v, (list, dict)) and not k.startswith("_")}}
     # lamp[x] and lamp[x,no_ranker] share one evidence table (labelled lamp[x]): only the first carries it
-    ranked = {**common, "evidence": None} if out else common
-    out.append(MethodRun(method, apply_reorder(tables["test"], order, method, tie_keys=tie_keys),
-                         extra_metrics=metrics_extra, **ranked))
+    shared = {**common, "evidence": None} if out else common
+    out.append(MethodRun(method, apply_reorder(tables["test"], np.asarray(ranked.order), method,
+                                               tie_keys=ranked.tie_keys), extra_metrics=metrics_extra, **shared))
     return out

@@ -37,7 +37,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -46,13 +46,11 @@ import numpy as np
 import pandas as pd
 
 import lamp
-from lamp.abduce.demos import demo_records
-from lamp.abduce.prompts import PromptSpec
 from lamp.data.eventlog import EventLog, Vocab
 from lamp.data.queries import QuerySet, make_queries
 from lamp.data.render import SEP, render_event
 from lamp.errors import ArtifactError, ConfigError
-from lamp.pipeline.config import Component, PipelineConfig
+from lamp.pipeline.config import Component, PipelineConfig, default_artifacts_dir, default_llm
 from lamp.pipeline.config import as_component as _component
 from lamp.tpp.base import BaseModel
 from lamp.types import CauseEvent
@@ -60,7 +58,7 @@ from lamp.types import CauseEvent
 logger = logging.getLogger(__name__)
 
 FORMAT = "lamp-pipeline"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: each component saves itself in its own subfolder
 _SECRET_HINTS = ("api_key", "token", "password", "secret")
 
 
@@ -145,58 +143,73 @@ class Pipeline:
 
     # -- training --------------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, log: EventLog, *, base_model: str | Component | Mapping[str, Any] = "recurrency",
+    def fit(cls, log: EventLog, *, base_model: str | Component | Mapping[str, Any] | BaseModel = "recurrency",
             abducer: str | Component | Mapping[str, Any] = "rules",
             retriever: str | Component | Mapping[str, Any] = "hybrid",
-            ranker: Mapping[str, Any] | None = None, use_ranker: bool = True, top_m: int = 5,
+            ranker: str | Mapping[str, Any] | None = "energy", use_ranker: bool = True, top_m: int = 5,
             n_valid_queries: int | None = 100, seed: int = 0, llm: Mapping[str, Any] | None = None,
-            progress: bool = False) -> Pipeline:
+            artifacts_dir: str | None = None, progress: bool = False) -> Pipeline:
         """Train on ``log``: the base model on train, the ranker on ``n_valid_queries`` valid queries.
 
-        ``abducer`` is ``rules`` (no LLM), ``llm`` or ``llm_rules``; for the LLM ones ``llm`` is a
-        conf/llm group as a dict (default: the packaged SmolLM2 run in-process).
+        The same steps as a run (:mod:`lamp.pipeline.steps`), with the same artifact store (``artifacts_dir``,
+        default ``$LAMP_CACHE_DIR/artifacts``) and leakage checks: a pipeline fitted with a run's settings
+        reuses that run's base model, abduction, evidence and ranker. ``abducer`` is ``rules`` (no LLM),
+        ``llm``, ``llm_rules`` or ``pmi``; for the LLM ones ``llm`` is a conf/llm group as a dict (default: the
+        packaged SmolLM2 run in-process, within a budget of 300 calls). ``ranker`` names the ranker
+        (``energy``) or gives its options (a mapping); ``use_ranker=False`` or ``ranker=None`` fits none.
         """
+        from lamp.abduce.base import uses_llm
+        from lamp.pipeline import steps
+        from lamp.pipeline.artifacts import ArtifactStore
         from lamp.pipeline.components import build_components
         from lamp.pipeline.stages import abduction_requests
-        from lamp.rank.stage import rank_top_m
 
         ab = _component(abducer)
-        llm_cfg = dict(llm) if llm is not None else (
-            {"kind": "local", "packaged": "smollm2"} if ab.name in ("llm", "llm_rules") else None)
+        llm_cfg = dict(llm) if llm is not None else (default_llm() if uses_llm(ab.name) else None)
+        ranker_comp = None if (ranker is None or not use_ranker) else (
+            Component(ranker) if isinstance(ranker, str) else Component(str(dict(ranker).get("name", "energy")),
+                                                                        {k: v for k, v in dict(ranker).items()
+                                                                         if k != "name"}))
+        instance = base_model if isinstance(base_model, BaseModel) else None
         cfg = PipelineConfig(dataset=log.name, task="object", directions="object", top_m=top_m,
                              n_valid_queries=n_valid_queries, n_test_queries=0, seed=seed,
-                             base_model=_component(base_model), abducers=(ab,), llm=llm_cfg,
-                             retriever=_component(retriever), ablations=(),
-                             ranker=Component("energy", dict(ranker or {})) if use_ranker else None,
-                             progress=progress)
-        comps = build_components(cfg, log)
-        model = comps.base_model
+                             base_model=Component(instance.name) if instance else _component(base_model),
+                             abducers=(ab,), llm=llm_cfg, retriever=_component(retriever), ablations=(),
+                             ranker=ranker_comp, progress=progress,
+                             artifacts_dir=artifacts_dir or default_artifacts_dir())
+        comps = build_components(cfg, log, base_model=instance)
+        store = ArtifactStore(cfg.artifacts_dir)
         train_q = make_queries(log, "object", "train", directions="object")
         valid_all = make_queries(log, "object", "valid", directions="object")
-        fit_report = model.fit(log, train_q, valid_all)
+        fitted = steps.fit_base(comps.base_model, log, train_q, valid_all, store=store)
         valid_q = valid_all.sample(n_valid_queries, seed)
-        table = model.score(log, valid_q, top_m, progress=progress)
+        table = steps.score_base(fitted, log, valid_q, top_m, store=store, progress=progress)
         the_abducer = comps.abducers[ab.name]
         requests = abduction_requests(log, table)
-        results = the_abducer.abduce(log, requests)
-        evidence = comps.retriever.retrieve_many(log, requests, [r.causes for r in results])
-        info: dict[str, Any] = {"base_fit": fit_report, "valid_queries": len(valid_q)}
+        abduced = steps.abduce(the_abducer, log, requests, steps.table_key(fitted, valid_q, top_m), store=store,
+                               usage=comps.usage_snapshot if comps.uses_llm(ab.name) else None)
+        retrieved = steps.retrieve(comps.retriever, log, requests, abduced.results, abduced.key, store=store)
+        info: dict[str, Any] = {"base_fit": fitted.report, "valid_queries": len(valid_q)}
         the_ranker = None
-        if cfg.ranker is not None:
-            outcome = rank_top_m(log, {"valid": table, "test": table}, {"valid": evidence, "test": evidence},
-                                 seed=seed, progress=progress, **cfg.ranker.params)
-            the_ranker = outcome.ranker
-            info["ranker"] = {k: v for k, v in outcome.info.items() if k != "curve"}
+        if comps.ranker is not None:
+            # the ranker learns from the valid queries only; it is applied to them too, so its numbers on them
+            # are training numbers: only the held-out part of valid ("stop_*") is reported
+            ranked = steps.rank(comps.ranker, log, {"valid": table, "test": table},
+                                {"valid": retrieved.evidence, "test": retrieved.evidence},
+                                (retrieved.key, retrieved.key), seed=seed, progress=progress, store=store)
+            the_ranker = ranked.model
+            info["ranker"] = {f"valid_{k}" if k.startswith("stop_") else k: v for k, v in ranked.info.items()
+                              if k != "curve" and not k.startswith("test_") and not k.startswith("_")}
         inner: Any = getattr(the_abducer, "llm", the_abducer)
         if hasattr(inner, "demonstrations"):  # an LLM abducer keeps its train demonstrations for predict()
             inner.fixed_demonstrations = list(inner.demonstrations(log))
-        config = {"task": "object", "top_m": top_m, "seed": seed, "base_model": asdict(cfg.base_model),
-                  "abducer": _stored_abducer(ab, the_abducer), "retriever": asdict(cfg.retriever),
-                  "ranker": None if cfg.ranker is None else dict(cfg.ranker.params), "llm": _public_llm(llm_cfg)}
+        config = {"task": "object", "top_m": top_m, "seed": seed, "base_model": fitted.model.name,
+                  "abducer": ab.name, "retriever": comps.retriever.name,
+                  "ranker": None if ranker_comp is None else ranker_comp.name, "llm": _public_llm(llm_cfg)}
         meta = {"name": log.name, "fingerprint": log.fingerprint(), "events": len(log),
                 **{k: v for k, v in log.meta.items() if k in ("relation_root", "cameo_roots")}}
-        return cls(log.entities, log.relations, log.time_spec, model, the_abducer, comps.retriever, the_ranker,
-                   top_m, config, _jsonable(info), _jsonable(meta))
+        return cls(log.entities, log.relations, log.time_spec, fitted.model, the_abducer, comps.retriever,
+                   the_ranker, top_m, config, _jsonable(info), _jsonable(meta))
 
     # -- prediction ------------------------------------------------------------------------------------
     def history_log(self, history: EventLog | pd.DataFrame, before: float,
@@ -313,7 +326,8 @@ class Pipeline:
 
     # -- persistence -----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the bundle folder atomically (a temporary folder renamed into place)."""
+        """Write the bundle folder atomically (a temporary folder renamed into place); each component
+        writes its own subfolder (``base_model/``, ``abducer/``, ``retriever/``, ``ranker/``)."""
         target = Path(path).expanduser()
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -321,22 +335,17 @@ class Pipeline:
             manifest: dict[str, Any] = {
                 "format": FORMAT, "format_version": FORMAT_VERSION, "lamp_version": lamp.__version__,
                 "config": self.config, "fit_info": self.fit_info, "dataset": self.dataset_meta,
-                "time_spec": self.time_spec.to_dict(), "top_m": self.top_m, "files": {}}
+                "time_spec": self.time_spec.to_dict(), "top_m": self.top_m,
+                "components": {"base_model": self.base_model.name, "abducer": self.abducer.name,
+                               "retriever": self.retriever.name,
+                               "ranker": None if self.ranker is None else "energy"}}
             (tmp / "vocab.json").write_text(json.dumps({"entities": list(self.entities.names),
                                                         "relations": list(self.relations.names)}), encoding="utf-8")
             self.base_model.save(tmp / "base_model")
-            manifest["files"]["base_model"] = "base_model"
-            rules = getattr(getattr(self.abducer, "rules", self.abducer), "_rules", None)
-            if rules is not None:
-                rules.save(tmp / "rules.json")
-                manifest["files"]["rules"] = "rules.json"
-            demos = _demos_of(self.abducer)
-            if demos is not None:
-                (tmp / "demonstrations.json").write_text(json.dumps(demos, indent=1), encoding="utf-8")
-                manifest["files"]["demonstrations"] = "demonstrations.json"
+            self.abducer.save(tmp / "abducer")
+            self.retriever.save(tmp / "retriever")
             if self.ranker is not None:
                 self.ranker.save(tmp / "ranker")
-                manifest["files"]["ranker"] = "ranker"
             (tmp / "pipeline.json").write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
             if target.exists():
                 shutil.rmtree(target)
@@ -350,11 +359,11 @@ class Pipeline:
     def load(cls, path: str | os.PathLike[str], *, llm: Mapping[str, Any] | Any = None) -> Pipeline:
         """Read a bundle written by :meth:`save`. ``llm`` replaces the saved LLM config (a conf/llm dict, or
         an LLMClient) for the LLM abducers."""
-        from lamp.abduce.base import build_abducer
+        from lamp.abduce.base import ABDUCERS, uses_llm
         from lamp.data.eventlog import TimeSpec
-        from lamp.pipeline.components import _abducer_kwargs, build_llm_client
+        from lamp.pipeline.components import build_llm_client
         from lamp.rank.ranker import EnergyRanker
-        from lamp.retrieval import build_retriever
+        from lamp.retrieval import RETRIEVERS
         from lamp.tpp.factory import load_base_model
 
         folder = Path(path).expanduser()
@@ -368,43 +377,22 @@ class Pipeline:
             raise ArtifactError(f"{folder / 'pipeline.json'} has format {manifest.get('format')!r} version "
                                 f"{manifest.get('format_version')!r}; this lamp reads {FORMAT!r} version "
                                 f"{FORMAT_VERSION}. Fix: refit and save with this lamp version.")
-        cfg, files = manifest["config"], manifest["files"]
-        model = load_base_model(folder / files["base_model"])
-        ab = _stored(cfg["abducer"])
-        params = dict(ab.params)
-        client = None
-        if ab.name in ("llm", "llm_rules"):
+        cfg, parts = manifest["config"], manifest["components"]
+        model = load_base_model(folder / "base_model")
+        runtime: dict[str, Any] = {}
+        if uses_llm(parts["abducer"]):
             llm_cfg = llm if isinstance(llm, Mapping) else cfg.get("llm")
-            client = llm if (llm is not None and not isinstance(llm, Mapping)) else build_llm_client(dict(llm_cfg))
-        if "rules" in files:
-            from lamp.abduce.rules.ruleset import RuleSet
-
-            rules = RuleSet.load(folder / files["rules"])
-            if ab.name == "llm_rules":
-                params["rules"] = {**dict(params.get("rules") or {}), "rules": rules}
-            else:
-                params["rules"] = rules
-        kwargs = _abducer_kwargs(Component(ab.name, params), client, str(manifest.get("dataset", {}).get("name", "")))
-        abducer = kwargs.pop("_instance", None) or build_abducer(ab.name, **kwargs)
-        if "demonstrations" in files:
-            from lamp.abduce.demos import demos_from_records
-
-            records = json.loads((folder / files["demonstrations"]).read_text(encoding="utf-8"))
-            _set_demos(abducer, demos_from_records(records))
-        ret = _stored(cfg["retriever"])
-        retriever = build_retriever(ret.name, **ret.params)
-        ranker = EnergyRanker.load(folder / files["ranker"]) if "ranker" in files else None
+            runtime["client"] = llm if (llm is not None and not isinstance(llm, Mapping)) else \
+                build_llm_client(dict(llm_cfg))
+        abducer = ABDUCERS.lookup(parts["abducer"]).load(folder / "abducer", **runtime)  # type: ignore[attr-defined]
+        retriever = RETRIEVERS.lookup(parts["retriever"]).load(folder / "retriever")
+        ranker = EnergyRanker.load(folder / "ranker") if parts.get("ranker") else None
         return cls(Vocab(tuple(vocab["entities"])), Vocab(tuple(vocab["relations"])),
                    TimeSpec.from_dict(manifest["time_spec"]), model, abducer, retriever, ranker,
                    int(manifest["top_m"]), cfg, manifest.get("fit_info", {}), manifest.get("dataset", {}))
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-def _stored(d: Mapping[str, Any]) -> Component:
-    """A component as pipeline.json stores it: ``{"name": ..., "params": {...}}``."""
-    return Component(str(d["name"]), dict(d.get("params") or {}))
-
-
 def _named_frame(log: EventLog) -> pd.DataFrame:
     ents, rels = np.asarray(log.entities.names, dtype=object), np.asarray(log.relations.names, dtype=object)
     return pd.DataFrame({"subject": ents[log.subjects], "relation": rels[log.rels],
@@ -438,35 +426,6 @@ def _evidence_event(log: EventLog, row: int, score: float) -> EvidenceEvent:
     t, s, r, o = log.event(row)
     return EvidenceEvent(row, log.time_spec.format(t), log.entities.name(s), log.relations.name(r),
                          log.entities.name(o) if o >= 0 else "", score)
-
-
-def _stored_abducer(ab: Component, abducer: Any) -> dict[str, Any]:
-    """The abducer's config for the bundle; an LLM abducer's prompt is stored whole (not as a file
-    path), so a bundle loads on a machine without that file."""
-    out = asdict(ab)
-    inner = getattr(abducer, "llm", abducer)
-    prompt = getattr(inner, "prompt", None)
-    if isinstance(prompt, PromptSpec):
-        params = dict(out["params"])
-        if ab.name == "llm_rules":
-            params["llm"] = {**dict(params.get("llm") or {}), "prompt": prompt.to_record()}
-        else:
-            params["prompt"] = prompt.to_record()
-        out["params"] = params
-    return out
-
-
-def _demos_of(abducer: Any) -> list[dict[str, Any]] | None:
-    inner = getattr(abducer, "llm", abducer)
-    demos = getattr(inner, "fixed_demonstrations", None)
-    if demos is None:
-        return None
-    return demo_records(demos)
-
-
-def _set_demos(abducer: Any, demos: Sequence[Any]) -> None:
-    inner = getattr(abducer, "llm", abducer)
-    inner.fixed_demonstrations = list(demos)
 
 
 def _public_llm(cfg: Mapping[str, Any] | None) -> dict[str, Any] | None:

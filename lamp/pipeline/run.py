@@ -10,21 +10,22 @@ from __future__ import annotations
 import logging
 import platform
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lamp
+from lamp.data.eventlog import EventLog
 from lamp.data.load import load_dataset
 from lamp.data.queries import make_queries
-from lamp.pipeline.artifacts import ArtifactStore, stable_hash, write_json
+from lamp.pipeline import steps
+from lamp.pipeline.artifacts import ArtifactStore, write_json
 from lamp.pipeline.components import Components, build_components
 from lamp.pipeline.config import PipelineConfig
-from lamp.pipeline.methods import MethodRun, run_methods
+from lamp.pipeline.methods import BaseTables, MethodRun, run_methods
 from lamp.pipeline.report import write_outputs
-from lamp.pipeline.stages import SplitQueries, load_table, save_table
+from lamp.pipeline.stages import SplitQueries
 from lamp.pipeline.timing import StageClock, cost_summary
-from lamp.tpp.base import CandidateTable
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def _git_hash() -> str | None:
 
 
 def run_pipeline(cfg: PipelineConfig, components: Components | None = None) -> RunResult:
-    """Run every stage of ``cfg.stages``; finished stages are reused from ``cfg.artifacts_dir``."""
+    """Run every stage of ``cfg.stages``; finished steps are reused from ``cfg.artifacts_dir``."""
     run_dir = Path(cfg.run_dir).expanduser()
     run_dir.mkdir(parents=True, exist_ok=True)
     store = ArtifactStore(cfg.artifacts_dir)
@@ -62,20 +63,15 @@ def run_pipeline(cfg: PipelineConfig, components: Components | None = None) -> R
 
     with clock.stage("data"):
         log = load_dataset(cfg.dataset, data_root=cfg.data_dir, format=cfg.dataset_format)
-        queries = SplitQueries(
-            valid=make_queries(log, cfg.task, "valid", directions=cfg.directions).sample(cfg.n_valid_queries, cfg.seed),
-            test=make_queries(log, cfg.task, "test", directions=cfg.directions).sample(cfg.n_test_queries, cfg.seed),
-        )
-        data_key = stable_hash(log.fingerprint(), cfg.task, cfg.directions, cfg.n_valid_queries, cfg.n_test_queries, cfg.seed)
+        queries = sample_queries(log, cfg)
     logger.info("%s: %d events; %d valid + %d test queries (task=%s, directions=%s)", log.name, len(log),
                 len(queries.valid), len(queries.test), cfg.task, cfg.directions)
 
     comps = components or build_components(cfg, log)
-    tables = _base_stage(cfg, store, clock, log, queries, comps, data_key) if "base" in cfg.stages or \
-        any(s in cfg.stages for s in ("abduce", "retrieve", "rank", "eval")) else None
     methods: list[MethodRun] = []
-    if tables is not None:
-        methods = run_methods(cfg, store, clock, log, queries, tables, comps, data_key)
+    if any(s in cfg.stages for s in ("base", "abduce", "retrieve", "rank", "eval")):
+        base = base_stage(cfg, store, clock, log, queries, comps)
+        methods = run_methods(cfg, store, clock, log, base, comps)
     llm_usage = comps.llm_usage()
     n_queries = len(queries.valid) + len(queries.test)
     metrics = write_outputs(cfg, run_dir, log, methods, clock, llm_usage, n_queries) if "eval" in cfg.stages else []
@@ -86,23 +82,22 @@ def run_pipeline(cfg: PipelineConfig, components: Components | None = None) -> R
     return result
 
 
-def _base_stage(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, log: Any, queries: SplitQueries,
-                comps: Components, data_key: str) -> dict[str, CandidateTable]:
-    key = stable_hash(data_key, asdict(cfg.base_model), cfg.top_m)
-    method = f"base:{cfg.base_model.name}"
+def sample_queries(log: EventLog, cfg: PipelineConfig) -> SplitQueries:
+    """The run's seeded valid and test query samples."""
+    return SplitQueries(
+        valid=make_queries(log, cfg.task, "valid", directions=cfg.directions).sample(cfg.n_valid_queries, cfg.seed),
+        test=make_queries(log, cfg.task, "test", directions=cfg.directions).sample(cfg.n_test_queries, cfg.seed),
+    )
+
+
+def base_stage(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, log: EventLog, queries: SplitQueries,
+               comps: Components) -> BaseTables:
+    """Fit the base model (train events; choices on the full valid split) and score both samples."""
     with clock.stage("base") as st:
-        if store.exists("base", key):
-            st.skipped = True
-            folder = store.path("base", key)
-            return {split: load_table(folder / f"{split}.npz", method, getattr(queries, split), cfg.top_m)
-                    for split in ("valid", "test")}
-        model = comps.base_model
-        train_q = make_queries(log, cfg.task, "train", directions=cfg.directions)
-        full_valid = make_queries(log, cfg.task, "valid", directions=cfg.directions)
-        report = model.fit(log, train_q, full_valid)
-        tables = {split: model.score(log, getattr(queries, split), cfg.top_m, progress=cfg.progress)
-                  for split in ("valid", "test")}
-        with store.writing("base", key, {"method": method, "fit": report}) as tmp:
-            for split, table in tables.items():
-                save_table(table, tmp / f"{split}.npz")
-        return tables
+        fitted = steps.fit_base(comps.base_model, log, make_queries(log, cfg.task, "train", directions=cfg.directions),
+                                make_queries(log, cfg.task, "valid", directions=cfg.directions), store=store)
+        comps.base_model = fitted.model
+        tables = {s: steps.score_base(fitted, log, getattr(queries, s), cfg.top_m, store=store, progress=cfg.progress)
+                  for s in ("valid", "test")}
+        st.skipped = fitted.reused
+    return BaseTables(tables, {s: steps.table_key(fitted, getattr(queries, s), cfg.top_m) for s in tables})

@@ -14,14 +14,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from lamp.components import Resolver
 from lamp.rank.examples import RankExample, build_examples, shuffle_evidence, split_by_time
 
 _LAZY = {
     "EnergyRanker": "lamp.rank.ranker", "reorder": "lamp.rank.ranker", "select_weight": "lamp.rank.ranker",
     "gold_ranks": "lamp.rank.ranker", "final_scores": "lamp.rank.ranker",
-    "rank_top_m": "lamp.rank.stage", "RankOutcome": "lamp.rank.stage",
+    "rank_top_m": "lamp.rank.stage", "RankOutcome": "lamp.rank.stage", "EnergyRankerStage": "lamp.rank.stage",
 }
-RANKERS = ("energy", "none")
+# ranker=<name>; ranker=none (no learned ranker) is a run without this stage, not an entry here
+RANKERS: Resolver[Any] = Resolver("ranker", {"energy": "lamp.rank.stage:EnergyRankerStage"}, conf_group="ranker")
 
 
 def __getattr__(name: str) -> Any:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from lamp.components import Configurable, make_settings
 from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
 from lamp.rank.examples import RankExample, build_examples, shuffle_evidence, split_by_time
@@ -56,6 +57,44 @@ def _evidence_control(stop: Sequence[RankExample], energy: np.ndarray, shuffled:
         f"no measurable use of the evidence (paired rank difference {diff.mean():+.2f} +- {se:.2f}, {len(diff)} queries)"
     return {"stop_mean_rank_energy_shuffled": float(gold_ranks(shuffled_energy[keep], gold).mean()),
             "evidence_control_rank_diff": float(diff.mean()), "evidence_control_se": se, "evidence_control": verdict}
+
+
+@dataclass(frozen=True)
+class EnergyRankerSettings:
+    """Options of ``ranker=energy``: how the valid queries train it (the first ``train_fraction`` by time
+    trains, the rest early-stops it and chooses ``w`` in ``-energy + w * base_score`` when ``combine_base``;
+    ``w = inf``, the base order with the energy breaking ties, is chosen when no finite ``w`` does better
+    there) and the energy network's architecture (:class:`~lamp.rank.ranker.EnergyRanker`)."""
+
+    epochs: int = 30
+    patience: int = 5
+    combine_base: bool = True
+    train_fraction: float = 2 / 3
+    loss: str = "softmax"  # softmax over the M candidates (true vs others) | binary
+    dim: int = 64
+    layers: int = 2
+    heads: int = 4
+    dropout: float = 0.1
+    time_features: int = 8
+    max_evidence: int = 32  # L: evidence events read per candidate (the most recent)
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 32  # queries per step
+    device: str = "auto"
+
+
+class EnergyRankerStage(Configurable):
+    """``ranker=energy``: fits an :class:`EnergyRanker` on the valid queries and reorders the test top-M."""
+
+    name = "energy"
+    Settings = EnergyRankerSettings
+
+    def __init__(self, settings: EnergyRankerSettings | Mapping[str, Any] | None = None, **overrides: Any) -> None:
+        self.settings = make_settings(EnergyRankerSettings, settings, overrides, where="ranker 'energy'")
+
+    def rank(self, log: EventLog, tables: dict[str, CandidateTable], evidences: dict[str, Sequence[Evidence]], *,
+             seed: int = 0, progress: bool = False) -> RankOutcome:
+        return rank_top_m(log, tables, evidences, seed=seed, progress=progress, **asdict(self.settings))
 
 
 def rank_top_m(log: EventLog, tables: dict[str, CandidateTable], evidences: dict[str, Sequence[Evidence]], *,

@@ -13,41 +13,31 @@ what it skipped in ``retriever.stats``.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from lamp.errors import ConfigError
+from lamp.components import Resolver
 from lamp.retrieval.base import cause_text, evidence_frame
 from lamp.retrieval.index import HistoryIndex
 
-# kind -> (module, class); imported only when built, so sentence-transformers loads only for dense kinds.
-RETRIEVERS: dict[str, tuple[str, str]] = {
-    "fuzzy": ("lamp.retrieval.fuzzy", "FuzzyRetriever"),
-    "dense": ("lamp.retrieval.dense", "DenseRetriever"),
-    "hybrid": ("lamp.retrieval.dense", "HybridRetriever"),
-    "random": ("lamp.retrieval.ablations", "RandomRetriever"),
-    "recent": ("lamp.retrieval.ablations", "RecentRetriever"),
-    "effect_similarity": ("lamp.retrieval.dense", "EffectSimilarityRetriever"),
-}
+RETRIEVERS: Resolver[Any] = Resolver("retriever", {
+    "fuzzy": "lamp.retrieval.fuzzy:FuzzyRetriever",
+    "dense": "lamp.retrieval.dense:DenseRetriever",
+    "hybrid": "lamp.retrieval.dense:HybridRetriever",
+    "random": "lamp.retrieval.ablations:RandomRetriever",
+    "recent": "lamp.retrieval.ablations:RecentRetriever",
+    "effect_similarity": "lamp.retrieval.dense:EffectSimilarityRetriever",
+}, conf_group="retriever")
+ABLATION_RETRIEVERS = ("random", "recent", "effect_similarity")
 
 
 def build_retriever(kind: str, **kwargs: Any) -> Any:
-    """A retriever by name, with its keyword arguments (those of its class; ``name`` is ignored).
+    """A retriever by name, with its options (fields of its ``Settings``; see ``conf/retriever/<kind>.yaml``).
 
     Common: ``top_k`` (events per cause, 5), ``max_evidence`` (events kept per candidate, 32),
     ``max_pool`` (most recent events searched per involved entity, 500), ``window`` (only events
     within this many time units before the query; null = all), ``progress`` (a tqdm bar).
     """
-    if kind not in RETRIEVERS:
-        raise ConfigError(f"Invalid retriever name: {kind!r}. Valid choices are: {', '.join(RETRIEVERS)}")
-    module, cls = RETRIEVERS[kind]
-    kwargs = {k: v for k, v in kwargs.items() if k != "name"}
-    klass = getattr(importlib.import_module(module), cls)
-    try:
-        return klass(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"retriever {kind!r} got invalid arguments {sorted(kwargs)}: {exc}. Fix: see "
-                          f"conf/retriever/{kind}.yaml for its options.") from exc
+    return RETRIEVERS.make(kind, **kwargs)
 
 
-__all__ = ["RETRIEVERS", "HistoryIndex", "build_retriever", "cause_text", "evidence_frame"]
+__all__ = ["ABLATION_RETRIEVERS", "RETRIEVERS", "HistoryIndex", "build_retriever", "cause_text", "evidence_frame"]

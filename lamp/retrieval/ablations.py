@@ -7,11 +7,15 @@ dense retrieval with the candidate itself as the query: :class:`lamp.retrieval.d
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from lamp.components import Configurable, load_settings, make_settings, not_in_key, save_settings
 from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
 from lamp.retrieval.base import make_evidence
@@ -19,15 +23,36 @@ from lamp.retrieval.index import HistoryIndex
 from lamp.types import AbductionRequest, CauseEvent, Evidence
 
 
-class _Ablation:
-    name = "ablation"
+@dataclass(frozen=True)
+class AblationSettings:
+    """Options of the ``random`` and ``recent`` ablations."""
 
-    def __init__(self, *, max_evidence: int = 32, window: float | None = None, seed: int = 0,
-                 progress: bool = False) -> None:
-        if int(max_evidence) < 1:
-            raise ConfigError(f"retriever {self.name!r}: max_evidence must be >= 1, got {max_evidence}.")
-        self.max_evidence, self.window, self.seed = int(max_evidence), window, int(seed)
+    max_evidence: int = 32  # events per candidate
+    window: float | None = None  # only events within this many time units before the query (None = all)
+    seed: int = 0  # random: the draw (seeded per query and candidate)
+    progress: bool = not_in_key(False)
+
+    def __post_init__(self) -> None:
+        if int(self.max_evidence) < 1:
+            raise ConfigError(f"ablation retriever: max_evidence must be >= 1, got {self.max_evidence}.")
+
+
+class _Ablation(Configurable):
+    name = "ablation"
+    Settings = AblationSettings
+
+    def __init__(self, settings: AblationSettings | Mapping[str, Any] | None = None, **overrides: Any) -> None:
+        s = self.settings = make_settings(AblationSettings, settings, overrides, where=f"retriever {self.name!r}")
+        self.max_evidence, self.window, self.seed = int(s.max_evidence), s.window, int(s.seed)
         self.stats: Counter[str] = Counter()
+
+    def save(self, folder: str | os.PathLike[str]) -> None:
+        """The retriever's settings as ``component.json`` (it has no learned state)."""
+        save_settings(self, folder)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> _Ablation:
+        return cls(load_settings(cls, folder)[0])
 
     def retrieve(self, log: EventLog, request: AbductionRequest, causes: Sequence[CauseEvent]) -> Evidence:
         return self.retrieve_many(log, [request], [causes])[0]

@@ -21,15 +21,17 @@ For one request (a candidate effect of a query) and its generated causes:
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from lamp.components import Configurable, load_settings, make_settings, not_in_key, save_settings
 from lamp.data.eventlog import EventLog
 from lamp.data.render import SEP, render_event
 from lamp.errors import ConfigError, LeakageError
@@ -79,24 +81,47 @@ class Job:
     scratch: dict[str, Any] = field(default_factory=dict)  # per-retriever batch state (e.g. query vectors)
 
 
-class PoolRetriever:
+@dataclass(frozen=True)
+class PoolSettings:
+    """Options every matching retriever shares."""
+
+    top_k: int = 5  # events kept per cause
+    max_evidence: int = 32  # events kept per candidate
+    max_pool: int = 500  # most recent events searched per involved entity
+    window: float | None = None  # only events within this many time units before the query (None = all)
+    min_score: float | None = None  # drop matches scoring below this
+    progress: bool = not_in_key(False)
+    chunk_size: int = not_in_key(2048)  # requests whose pools are held at once (memory)
+
+    def __post_init__(self) -> None:
+        for key in ("top_k", "max_evidence", "max_pool", "chunk_size"):
+            if int(getattr(self, key)) < 1:
+                raise ConfigError(f"retriever option {key} must be >= 1, got {getattr(self, key)}. "
+                                  "Fix: set a positive value.")
+        if self.window is not None and self.window <= 0:
+            raise ConfigError(f"retriever option window must be positive (dataset time units) or null, "
+                              f"got {self.window}.")
+
+
+class PoolRetriever(Configurable):
     """Base class of the matching retrievers; subclasses implement :meth:`_score`."""
 
     name = "pool"
+    Settings: ClassVar[type] = PoolSettings
 
-    def __init__(self, *, top_k: int = 5, max_evidence: int = 32, max_pool: int = 500,
-                 window: float | None = None, min_score: float | None = None, progress: bool = False,
-                 chunk_size: int = 2048) -> None:
-        for key, value in (("top_k", top_k), ("max_evidence", max_evidence), ("max_pool", max_pool),
-                           ("chunk_size", chunk_size)):
-            if int(value) < 1:
-                raise ConfigError(f"retriever {self.name!r}: {key} must be >= 1, got {value}. Fix: set a positive value.")
-        if window is not None and window <= 0:
-            raise ConfigError(f"retriever {self.name!r}: window must be positive (dataset time units) or null, "
-                              f"got {window}.")
-        self.top_k, self.max_evidence, self.max_pool = int(top_k), int(max_evidence), int(max_pool)
-        self.window, self.min_score, self.progress, self.chunk_size = window, min_score, progress, int(chunk_size)
+    def __init__(self, settings: Any = None, **overrides: Any) -> None:
+        s = self.settings = make_settings(type(self).Settings, settings, overrides, where=f"retriever {self.name!r}")
+        self.top_k, self.max_evidence, self.max_pool = int(s.top_k), int(s.max_evidence), int(s.max_pool)
+        self.window, self.min_score, self.progress, self.chunk_size = s.window, s.min_score, s.progress, int(s.chunk_size)
         self.stats: Counter[str] = Counter()
+
+    def save(self, folder: str | os.PathLike[str]) -> None:
+        """The retriever's settings as ``component.json`` (it has no learned state)."""
+        save_settings(self, folder)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> PoolRetriever:
+        return cls(load_settings(cls, folder)[0])
 
     # -- public API -----------------------------------------------------------------------------
     def retrieve(self, log: EventLog, request: AbductionRequest, causes: Sequence[CauseEvent]) -> Evidence:

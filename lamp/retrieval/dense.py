@@ -8,20 +8,53 @@ and the MOST similar triples are kept (the paper's code sorted ascending and kep
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from lamp.components import not_in_key
 from lamp.data.eventlog import EventLog
 from lamp.data.render import render_event
 from lamp.errors import ConfigError
-from lamp.retrieval.base import Job, PoolRetriever
+from lamp.retrieval.base import Job, PoolRetriever, PoolSettings
 from lamp.retrieval.embed import DEFAULT_MODEL, TextEmbeddings, TextEncoder
 from lamp.retrieval.fuzzy import fuzzy_scorer, fuzzy_scores
 from lamp.retrieval.index import HistoryIndex
 from lamp.types import AbductionRequest, CauseEvent, Evidence
 
 FUSIONS = ("weighted", "rrf")
+
+
+@dataclass(frozen=True)
+class DenseSettings(PoolSettings):
+    """Options of ``dense``: the sentence-transformers model and how it runs."""
+
+    model: str = DEFAULT_MODEL  # a sentence-transformers name or local folder
+    device: str = "auto"  # auto (the GPU when present) | cpu | cuda
+    precision: str = "auto"  # auto (bfloat16 on CPUs with native bf16 units, else float32) | float32 | bfloat16
+    batch_size: int = 128  # texts per encoder call, always full (the CPU kernels round by matrix shape)
+    cache: bool = not_in_key(True)  # memoise vectors on disk under $LAMP_CACHE_DIR/embeddings
+    cache_dir: str | None = not_in_key(None)
+
+
+@dataclass(frozen=True)
+class HybridSettings(DenseSettings):
+    """Options of ``hybrid``: the dense part's, the fuzzy scorer's and how the two are fused."""
+
+    scorer: str = "ratio"
+    workers: int = not_in_key(1)
+    fusion: str = "weighted"  # weighted | rrf
+    alpha: float = 0.5  # weight of the dense score (weighted fusion)
+    rrf_k: float = 60.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"Invalid hybrid fusion: {self.fusion!r}. Valid choices are: {', '.join(FUSIONS)}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"hybrid alpha must be in [0, 1], got {self.alpha}. Fix: 1 = dense only, 0 = fuzzy only.")
+        fuzzy_scorer(self.scorer)
 
 
 class DenseRetriever(PoolRetriever):
@@ -35,14 +68,18 @@ class DenseRetriever(PoolRetriever):
     """
 
     name = "dense"
+    Settings = DenseSettings
 
-    def __init__(self, *, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 128,
-                 precision: str = "auto", cache: bool = True, cache_dir: str | None = None, embeddings: TextEmbeddings | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, settings: Any = None, *, embeddings: TextEmbeddings | None = None, **overrides: Any) -> None:
+        super().__init__(settings, **overrides)
+        s = self.settings
         self.embeddings = embeddings or TextEmbeddings(
-            TextEncoder(model, device=device, batch_size=batch_size, precision=precision, progress=self.progress),
-            cache=cache, cache_dir=cache_dir)
+            TextEncoder(s.model, device=s.device, batch_size=s.batch_size, precision=s.precision,
+                        progress=self.progress), cache=s.cache, cache_dir=s.cache_dir)
+
+    def content_key(self) -> Any:
+        """The embedding model as its cache sees it (model name and resolved precision)."""
+        return {"embeddings": self.embeddings.encoder.key}
 
     def _prepare(self, index: HistoryIndex, jobs: Sequence[Job]) -> None:
         # One encoder pass for every text of the batch: the pools' triples, then the queries.
@@ -73,10 +110,19 @@ def cosine_scores(emb: TextEmbeddings, index: HistoryIndex, job: Job, query_slot
         np.zeros((0, len(pool_slots)), dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class EffectSimilaritySettings(DenseSettings):
+    """Options of the ``effect_similarity`` ablation: one query (the candidate) per request, so it keeps as
+    many events per query as the other retrievers keep per candidate."""
+
+    top_k: int = 32
+
+
 class EffectSimilarityRetriever(DenseRetriever):
     """No-LLM ablation: the candidate effect's own text is the query; generated causes are ignored."""
 
     name = "effect_similarity"
+    Settings = EffectSimilaritySettings
 
     def _query_texts(self, index: HistoryIndex, request: AbductionRequest,
                      causes: Sequence[CauseEvent]) -> tuple[list[str], list[float | None]]:
@@ -99,16 +145,12 @@ class HybridRetriever(DenseRetriever):
     """
 
     name = "hybrid"
+    Settings = HybridSettings
 
-    def __init__(self, *, scorer: str = "ratio", workers: int = 1, fusion: str = "weighted", alpha: float = 0.5,
-                 rrf_k: float = 60.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if fusion not in FUSIONS:
-            raise ConfigError(f"Invalid hybrid fusion: {fusion!r}. Valid choices are: {', '.join(FUSIONS)}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ConfigError(f"hybrid alpha must be in [0, 1], got {alpha}. Fix: 1 = dense only, 0 = fuzzy only.")
-        fuzzy_scorer(scorer)
-        self.scorer, self.workers, self.fusion, self.alpha, self.rrf_k = scorer, int(workers), fusion, alpha, rrf_k
+    def __init__(self, settings: Any = None, **overrides: Any) -> None:
+        super().__init__(settings, **overrides)
+        s = self.settings
+        self.scorer, self.workers, self.fusion, self.alpha, self.rrf_k = s.scorer, int(s.workers), s.fusion, s.alpha, s.rrf_k
 
     def _score(self, index: HistoryIndex, job: Job) -> np.ndarray:
         dense = super()._score(index, job)

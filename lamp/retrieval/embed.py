@@ -66,9 +66,9 @@ def auto_device(device: str = "auto") -> str:
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")
-# Version of how vectors are computed, part of the cache key: "u1" = unpadded equal-length groups (TextEncoder.encode)
-LAYOUT = "u1"
-MIN_BATCH_TOKENS = 32
+# Version of how vectors are computed, part of the cache key: "u2" = unpadded equal-length groups, every batch
+# filled to exactly batch_size rows (TextEncoder.encode); "u1" filled tiny batches only
+LAYOUT = "u2"
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -149,7 +149,7 @@ class TextEncoder:
         version :data:`LAYOUT` (vectors of older, padded batches are not reused)."""
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self.model_name.rstrip("/").split("/")[-1])[:48]
         suffix = "-bf16" if self.precision == "bfloat16" else ""
-        return f"{slug}-{hashlib.sha1(self.model_name.encode()).hexdigest()[:8]}{suffix}-{LAYOUT}"
+        return f"{slug}-{hashlib.sha1(self.model_name.encode()).hexdigest()[:8]}{suffix}-{LAYOUT}-b{self.batch_size}"
 
     @property
     def model(self) -> Any:
@@ -180,14 +180,17 @@ class TextEncoder:
         return int(getter())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors of ``texts``, encoded in groups of equal token length so that no text is padded.
+        """Unit vectors of ``texts``, encoded in groups of equal token length so that no text is padded, in
+        batches of exactly ``batch_size`` texts (a short batch is filled with copies of its first text).
 
         Why: a padded text's vector depends on how far its batch was padded, i.e. on which other texts
         it was encoded with (by up to 2e-3 per component in bfloat16 and 2e-7 in float32, measured on
         ICEWS14 texts), which is enough to reorder near-tied evidence between a first run and a rerun that
-        finds part of its texts in the cache. Unpadded, a text's vector is the same in any batch of any
-        size (tested; a tiny batch is filled up to :data:`MIN_BATCH_TOKENS` token rows with a repeated text),
-        so results do not depend on the cache's state or on the order texts arrive in."""
+        finds part of its texts in the cache. And the CPU's matrix kernels round differently for different
+        numbers of rows (on a Xeon with AMX, batches of 8 or 16 texts of 10 tokens differ from batches of 64 by
+        up to 2e-7 in float32, batches of 2, 4 or 32 do not). With one shape per text length a text's vector
+        is the same whatever else is in its batch and wherever it sits in it (tested), so results do not depend
+        on the cache's state or on the order texts arrive in."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         model = self.model
@@ -201,10 +204,7 @@ class TextEncoder:
                 for start in range(0, len(group), self.batch_size):
                     rows = group[start : start + self.batch_size]
                     batch = [texts[i] for i in rows.tolist()]
-                    # repeat a text up to MIN_BATCH_TOKENS: CPU kernels take another path for tiny
-                    # matrices (float32, <= 11 token rows measured), with another rounding
-                    length = int(lengths[rows[0]])
-                    batch += batch[:1] * max(0, -(-MIN_BATCH_TOKENS // length) - len(batch))
+                    batch += batch[:1] * (self.batch_size - len(batch))  # one matrix shape per length
                     out[rows] = model.encode(batch, batch_size=len(batch), convert_to_numpy=True,
                                              normalize_embeddings=True, show_progress_bar=False)[: len(rows)]
                     bar.update(len(rows))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from lamp.components import not_in_key
 from lamp.errors import ConfigError, MissingDependencyError
-from lamp.retrieval.base import Job, PoolRetriever
+from lamp.retrieval.base import Job, PoolRetriever, PoolSettings
 from lamp.retrieval.index import HistoryIndex
 
 SCORERS = ("ratio", "partial_ratio", "token_sort_ratio", "token_set_ratio", "WRatio", "QRatio")
@@ -34,6 +36,18 @@ def fuzzy_scores(queries: list[str], choices: list[str], scorer: str = "ratio", 
     return np.asarray(sims, dtype=np.float32) / 100.0
 
 
+@dataclass(frozen=True)
+class FuzzySettings(PoolSettings):
+    """Options of ``fuzzy``: the rapidfuzz scorer and its worker threads."""
+
+    scorer: str = "ratio"  # a rapidfuzz.fuzz scorer name
+    workers: int = not_in_key(1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        fuzzy_scorer(self.scorer)  # fail at construction on a bad name
+
+
 class FuzzyRetriever(PoolRetriever):
     """Top-k events per cause by fuzzy similarity of dateless texts (default scorer: ``ratio``).
 
@@ -42,11 +56,11 @@ class FuzzyRetriever(PoolRetriever):
     """
 
     name = "fuzzy"
+    Settings = FuzzySettings
 
-    def __init__(self, *, scorer: str = "ratio", workers: int = 1, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        fuzzy_scorer(scorer)  # fail at construction on a bad name
-        self.scorer, self.workers = scorer, int(workers)
+    def __init__(self, settings: Any = None, **overrides: Any) -> None:
+        super().__init__(settings, **overrides)
+        self.scorer, self.workers = self.settings.scorer, int(self.settings.workers)
 
     def _score(self, index: HistoryIndex, job: Job) -> np.ndarray:
         return fuzzy_scores(job.texts, index.triple_texts(job.triples), self.scorer, self.workers)

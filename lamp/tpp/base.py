@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from lamp.components import Configurable
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
 from lamp.errors import ConfigError
@@ -52,10 +53,12 @@ class CandidateTable:
         return np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
 
 
-class BaseModel(ABC):
-    """Scores candidate events. Subclasses implement :meth:`score_batch` and, if trained, :meth:`fit`."""
+class BaseModel(Configurable, ABC):
+    """Scores candidate events. Subclasses implement :meth:`score_batch` and, if trained, :meth:`fit`, and
+    describe themselves with a ``Settings`` dataclass (:class:`lamp.components.Configurable`)."""
 
     name: str = "base"
+    vocabulary_bound: bool = False  # True: one learned parameter per training entity; unseen entities are refused
     thread_safe: bool = False  # True: score_batch may run in several threads at once (see rank_candidates)
 
     def fit(self, log: EventLog, train: QuerySet, valid: QuerySet) -> dict[str, Any]:

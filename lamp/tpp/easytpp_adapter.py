@@ -28,13 +28,15 @@ kept in log order with dt = 0), exactly as easy-tpp trains; it exists for compar
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from lamp.components import make_settings, not_in_key
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
 from lamp.errors import ArtifactError, ConfigError, MissingDependencyError
@@ -94,7 +96,7 @@ class EasyTPPSettings:
     valid_queries: int | None = 2000  # seeded sample of the valid queries for early stopping; None = all
     seed: int = 0
     device: str = "auto"
-    progress: bool = False
+    progress: bool = not_in_key(False)
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -110,13 +112,13 @@ class EasyTPPModel(BaseModel):
 
     vocabulary_bound = True  # one learned embedding per training entity (see lamp.Pipeline.predict)
 
-    def __init__(self, model: str = "nhp", **settings: Any) -> None:
-        unknown = set(settings) - {f.name for f in fields(EasyTPPSettings)}
-        if unknown:
-            raise ConfigError(f"Unknown settings {sorted(unknown)} for base:{model}. Valid: "
-                              f"{', '.join(f.name for f in fields(EasyTPPSettings) if f.name != 'model')}")
-        self.settings = EasyTPPSettings(model=model, **settings)
-        self.name = model
+    Settings = EasyTPPSettings
+
+    def __init__(self, model: str = "nhp", settings: EasyTPPSettings | Mapping[str, Any] | None = None,
+                 **overrides: Any) -> None:
+        self.settings = make_settings(EasyTPPSettings, settings, {"model": model, **overrides},
+                                      where=f"base model {model!r}")
+        self.name = self.settings.model
         self.device = resolve_device(self.settings.device)
         self.net: Any = None  # an easy_tpp.model.BaseModel (torch.nn.Module; easy-tpp has no type hints)
         self.num_types = 0

@@ -15,7 +15,7 @@ strictly before the query time (no decay, no hyperparameters).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from lamp.components import make_settings
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
 from lamp.errors import ArtifactError, ConfigError
@@ -229,6 +230,17 @@ def sum_by_cell(owner: np.ndarray, values: np.ndarray, weights: np.ndarray, n_va
     return uniq, np.bincount(inv, weights=weights, minlength=len(uniq))
 
 
+@dataclass(frozen=True)
+class FrequencySettings:
+    """Options of ``base:frequency`` (no hyperparameters)."""
+
+    relation_roots: tuple[int, ...] | None = None  # predicate task: root per relation (None = the log's CAMEO map)
+
+    def __post_init__(self) -> None:
+        if self.relation_roots is not None:
+            object.__setattr__(self, "relation_roots", tuple(int(v) for v in self.relation_roots))
+
+
 class FrequencyBaseline(BaseModel):
     """``base:frequency``: how often each value followed the query's strict key before the query time.
 
@@ -237,10 +249,13 @@ class FrequencyBaseline(BaseModel):
     """
 
     name = "frequency"
+    Settings = FrequencySettings
     thread_safe = True
 
-    def __init__(self, relation_roots: list[int] | np.ndarray | None = None) -> None:
-        self.relation_roots = None if relation_roots is None else np.asarray(relation_roots, dtype=np.int64)
+    def __init__(self, settings: FrequencySettings | Mapping[str, Any] | None = None, **overrides: Any) -> None:
+        self.settings = make_settings(FrequencySettings, settings, overrides, where="base model 'frequency'")
+        roots = self.settings.relation_roots
+        self.relation_roots = None if roots is None else np.asarray(roots, dtype=np.int64)
         self._cache = HistoryCache(self.relation_roots)
         self._factored: Any = None
 

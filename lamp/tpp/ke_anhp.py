@@ -26,7 +26,8 @@ the epoch is selected by valid filtered MRR (average ties).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lamp.components import make_settings, not_in_key
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
 from lamp.errors import ArtifactError, ConfigError
@@ -60,7 +62,7 @@ class KEANHPSettings:
     recurrency_features: bool = True
     max_relaxed_events: int = 512
     batch_size: int = 1024
-    epochs: int = 10
+    epochs: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 2
@@ -68,7 +70,7 @@ class KEANHPSettings:
     valid_queries: int | None = None  # seeded sample of valid queries for epoch selection; None = all
     seed: int = 0
     device: str = "auto"
-    progress: bool = False
+    progress: bool = not_in_key(False)
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
@@ -162,13 +164,10 @@ class KEANHP(BaseModel):
     vocabulary_bound = True  # one learned embedding per training entity (see lamp.Pipeline.predict)
 
     name = "ke_anhp"
+    Settings = KEANHPSettings
 
-    def __init__(self, **settings: Any) -> None:
-        unknown = set(settings) - {f.name for f in fields(KEANHPSettings)}
-        if unknown:
-            raise ConfigError(f"Unknown settings {sorted(unknown)} for base:ke_anhp. Valid: "
-                              f"{', '.join(f.name for f in fields(KEANHPSettings))}")
-        self.settings = KEANHPSettings(**settings)
+    def __init__(self, settings: KEANHPSettings | Mapping[str, Any] | None = None, **overrides: Any) -> None:
+        self.settings = make_settings(KEANHPSettings, settings, overrides, where="base model 'ke_anhp'")
         self.device = resolve_device(self.settings.device)
         self.net: KEANHPNet | None = None
         self.task = ""

@@ -30,11 +30,14 @@ gives the same top-M and filtered ranks without them (:mod:`lamp.tpp.sparse_rank
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lamp.components import make_settings, not_in_key
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
 from lamp.errors import ArtifactError, ConfigError
@@ -86,6 +89,37 @@ def psi_terms(hist: TaskHistory, strict: np.ndarray, relaxed: np.ndarray, qtimes
     return cells, raw / psi_normaliser(lmbda, n_steps)[cells // hist.num_values]
 
 
+@dataclass(frozen=True)
+class RecurrencySettings:
+    """Options of ``base:recurrency``; ``lmbda`` / ``alpha`` fix a value for every relation instead of choosing
+    it on valid, ``per_relation`` chooses one pair per relation (incl. inverses; object task) as the original."""
+
+    lmbda: float | None = None
+    alpha: float | None = None
+    per_relation: bool = True
+    lmbda_grid: tuple[float, ...] = LMBDA_GRID
+    alpha_grid: tuple[float, ...] = ALPHA_GRID
+    default_lmbda: float = 1.0001  # relations without valid queries (the original's defaults)
+    default_alpha: float = 0.99999
+    max_alpha: float = 0.99999  # alpha cap at scoring time, so xi breaks psi's ties (1.0 = psi alone)
+    relation_roots: tuple[int, ...] | None = None  # predicate task: root per relation (None = the log's CAMEO map)
+    chunk_size: int = not_in_key(20000)  # valid queries per selection chunk (memory vs speed)
+
+    def __post_init__(self) -> None:
+        for label in ("lmbda_grid", "alpha_grid"):
+            object.__setattr__(self, label, tuple(float(v) for v in getattr(self, label)))
+            if not getattr(self, label):
+                raise ConfigError(f"{label} is empty; give at least one value (e.g. {LMBDA_GRID[:3]}).")
+        if self.relation_roots is not None:
+            object.__setattr__(self, "relation_roots", tuple(int(v) for v in self.relation_roots))
+        if min(self.lmbda_grid) < 0 or (self.lmbda is not None and self.lmbda < 0):
+            raise ConfigError("lmbda must be >= 0 (a decay rate per time step), got "
+                              f"{self.lmbda if self.lmbda is not None else self.lmbda_grid}.")
+        for a in [*self.alpha_grid, *([] if self.alpha is None else [self.alpha]), self.max_alpha, self.default_alpha]:
+            if not 0.0 <= a <= 1.0:
+                raise ConfigError(f"alpha values must lie in [0, 1], got {a}.")
+
+
 class RecurrencyBaseline(BaseModel):
     """``base:recurrency``: strict recurrency with time decay (psi) mixed with relaxed frequency (xi).
 
@@ -98,27 +132,17 @@ class RecurrencyBaseline(BaseModel):
     """
 
     name = "recurrency"
+    Settings = RecurrencySettings
     thread_safe = True
 
-    def __init__(self, *, lmbda: float | None = None, alpha: float | None = None, per_relation: bool = True,
-                 lmbda_grid: tuple[float, ...] | list[float] = LMBDA_GRID,
-                 alpha_grid: tuple[float, ...] | list[float] = ALPHA_GRID, default_lmbda: float = 1.0001,
-                 default_alpha: float = 0.99999, max_alpha: float = 0.99999,
-                 relation_roots: list[int] | np.ndarray | None = None, chunk_size: int = 20000) -> None:
-        for label, grid in (("lmbda_grid", lmbda_grid), ("alpha_grid", alpha_grid)):
-            if not len(grid):
-                raise ConfigError(f"{label} is empty; give at least one value (e.g. {LMBDA_GRID[:3]}).")
-        if min(lmbda_grid) < 0 or (lmbda is not None and lmbda < 0):
-            raise ConfigError(f"lmbda must be >= 0 (a decay rate per time step), got {lmbda if lmbda is not None else lmbda_grid}.")
-        for a in [*alpha_grid, *([] if alpha is None else [alpha]), max_alpha, default_alpha]:
-            if not 0.0 <= a <= 1.0:
-                raise ConfigError(f"alpha values must lie in [0, 1], got {a}.")
-        self.fixed_lmbda, self.fixed_alpha = lmbda, alpha
-        self.per_relation = per_relation
-        self.lmbda_grid, self.alpha_grid = tuple(map(float, lmbda_grid)), tuple(map(float, alpha_grid))
-        self.default_lmbda, self.default_alpha, self.max_alpha = default_lmbda, default_alpha, max_alpha
-        self.relation_roots = None if relation_roots is None else np.asarray(relation_roots, dtype=np.int64)
-        self.chunk_size = chunk_size
+    def __init__(self, settings: RecurrencySettings | Mapping[str, Any] | None = None, **overrides: Any) -> None:
+        s = self.settings = make_settings(RecurrencySettings, settings, overrides, where="base model 'recurrency'")
+        self.fixed_lmbda, self.fixed_alpha = s.lmbda, s.alpha
+        self.per_relation = s.per_relation
+        self.lmbda_grid, self.alpha_grid = s.lmbda_grid, s.alpha_grid
+        self.default_lmbda, self.default_alpha, self.max_alpha = s.default_lmbda, s.default_alpha, s.max_alpha
+        self.relation_roots = None if s.relation_roots is None else np.asarray(s.relation_roots, dtype=np.int64)
+        self.chunk_size = s.chunk_size
         self.task: str | None = None
         self.lmbda: np.ndarray | None = None  # [groups] after fit/load
         self.alpha: np.ndarray | None = None

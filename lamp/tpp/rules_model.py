@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from lamp.abduce.rules.applier import ApplyParams, RuleApplier
 from lamp.abduce.rules.miner import MiningConfig, mine_rules
 from lamp.abduce.rules.ruleset import RuleSet
 from lamp.abduce.rules.tuning import TuningGrid, select_params
+from lamp.components import make_settings, not_in_key
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
 from lamp.errors import ArtifactError, ConfigError
@@ -35,22 +37,45 @@ logger = logging.getLogger(__name__)
 _COLUMNS = ("head", "body1", "body2", "rule_support", "body_support")
 
 
+@dataclass(frozen=True)
+class RulesModelSettings:
+    """Options of ``base:rules``: what to mine (on train), how rules score candidates, and the grid that
+    chooses those on valid (``tune``; ``tune=False`` keeps ``params`` as given)."""
+
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    params: ApplyParams = field(default_factory=ApplyParams)
+    tune: bool = True
+    grid: TuningGrid = field(default_factory=TuningGrid)
+    n_jobs: int = not_in_key(0)  # threads (0 = all cores)
+    progress: bool = not_in_key(False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mining, MiningConfig):
+            object.__setattr__(self, "mining", MiningConfig(**_tuples(dict(self.mining))))
+        if not isinstance(self.params, ApplyParams):
+            object.__setattr__(self, "params", ApplyParams(**dict(self.params)))
+        if not isinstance(self.grid, TuningGrid):
+            object.__setattr__(self, "grid", _grid(dict(self.grid)))
+
+
 class RulesModel(BaseModel):
     """Base model ``rules``. ``tune=False`` keeps ``params`` as given instead of choosing them on valid."""
 
     name = "rules"
+    Settings = RulesModelSettings
 
-    def __init__(self, *, mining: MiningConfig | dict[str, Any] | None = None,
-                 params: ApplyParams | dict[str, Any] | None = None, tune: bool = True,
-                 grid: TuningGrid | dict[str, Any] | None = None, rules: RuleSet | None = None,
-                 n_jobs: int = 0, progress: bool = False) -> None:
-        self.mining = mining if isinstance(mining, MiningConfig) else MiningConfig(**_tuples(mining or {}))
-        self.params = params if isinstance(params, ApplyParams) else ApplyParams(**(params or {}))
-        self.tune = tune
-        self.grid = grid if isinstance(grid, TuningGrid) else _grid(grid or {})
+    def content_key(self) -> Any:
+        """A rule set handed in at construction is part of what the model reads."""
+        return None if self._given_rules is None else self._given_rules.content_hash()
+
+    def __init__(self, settings: RulesModelSettings | Mapping[str, Any] | None = None, *,
+                 rules: RuleSet | None = None, **overrides: Any) -> None:
+        s = self.settings = make_settings(RulesModelSettings, settings, overrides, where="base model 'rules'")
+        self.mining, self.params, self.tune, self.grid = s.mining, s.params, s.tune, s.grid
         self.rules = rules
-        self.n_jobs = n_jobs
-        self.progress = progress
+        self._given_rules = rules
+        self.n_jobs = s.n_jobs
+        self.progress = s.progress
         self.report: dict[str, Any] = {}
         self._applier: RuleApplier | None = None
 

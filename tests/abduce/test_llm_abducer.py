@@ -93,7 +93,9 @@ def requests_for(log: EventLog, n_queries: int = 3, m: int = 3) -> list[Abductio
 def make(backend: ScriptedBackend, tmp_path: Path, **kw: Any) -> LLMAbducer:
     client = LLMClient(backend, LLMCache(tmp_path / "llm.sqlite"))
     spec = dataclasses.replace(load_prompt_spec(ICEWS), definitions="none")  # no CAMEO files needed
-    return LLMAbducer(client, spec, **{"n_shots": 2, "num_causes": 3, **kw})
+    # the paper's per-candidate calls with dated causes (the main job's defaults are batched and dateless)
+    return LLMAbducer(client, spec, **{"mode": "per_candidate", "cause_dates": True, "max_entities": 30,
+                                       "max_dates": 30, "n_shots": 2, "num_causes": 3, **kw})
 
 
 @pytest.mark.parametrize("mode,calls", [("per_candidate", 9), ("batched", 3)])
@@ -177,15 +179,21 @@ def test_leakage_and_config_errors(log: EventLog, tmp_path: Path) -> None:
 
 
 def test_from_config_reads_conf_abducer_llm(tmp_path: Path) -> None:
-    import yaml
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
-    cfg = yaml.safe_load((ROOT / "conf" / "abducer" / "llm.yaml").read_text())
+    from lamp.cli.schemas import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("config", overrides=["abducer.num_causes=3"]).abducer, resolve=True)
+    assert isinstance(cfg, dict)
     client = LLMClient(ScriptedBackend(), LLMCache(tmp_path / "c.sqlite"))
     ab = LLMAbducer.from_config(client, cfg, prompt=str(ICEWS))
     assert (ab.mode, ab.constrained, ab.num_causes, ab.max_entities) == (
-        cfg["mode"], cfg["constrained"], cfg["num_causes"], cfg["max_entities"])
+        cfg["mode"], cfg["constrained"], 3, cfg["max_entities"])
     assert ab.prompt.name == "icews"
-    with pytest.raises(ConfigError, match="Valid options"):
+    with pytest.raises(ConfigError, match=r"Invalid option\(s\) \['shots'\].*Valid choices"):
         LLMAbducer.from_config(client, {**cfg, "shots": 3}, prompt=str(ICEWS))
 
 
@@ -200,7 +208,8 @@ def test_real_smollm2_on_icews14(icews14: EventLog, tmp_path: Path) -> None:
     backend = LocalBackend(packaged="smollm2", n_ctx=2048, n_threads=1)  # robust when CPUs are shared
     client = LLMClient(backend, LLMCache(tmp_path / "llm.sqlite"))
     spec = dataclasses.replace(load_prompt_spec(ICEWS), definitions="none")
-    ab = LLMAbducer(client, spec, n_shots=1, num_causes=1, max_entities=8, max_dates=6)
+    ab = LLMAbducer(client, spec, mode="per_candidate", cause_dates=True, n_shots=1, num_causes=1, max_entities=8,
+                    max_dates=6)
     test0 = icews14.split_ends[1]
     reqs = []
     for q, row in enumerate((test0, test0 + 500)):
@@ -222,7 +231,7 @@ def test_paper_demonstrations_option(log: EventLog, tmp_path: Path, data_dir: Pa
     client = LLMClient(ScriptedBackend(), LLMCache(tmp_path / "llm.sqlite"))
     spec = dataclasses.replace(load_prompt_spec(ROOT / "conf" / "prompt" / "gdelt.yaml"), demos="paper",
                                definitions="none")
-    ab = LLMAbducer(client, spec, n_shots=3, data_root=str(data_dir))
+    ab = LLMAbducer(client, spec, mode="per_candidate", cause_dates=True, n_shots=3, data_root=str(data_dir))
     demos = ab.demonstrations(log)
     assert len(demos) == 3 and demos[0].source == "paper" and demos[0].effect.date == "2022-04-19"
     res = ab.abduce(log, requests_for(log, 1, 2))

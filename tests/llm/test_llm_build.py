@@ -46,7 +46,7 @@ def test_openai_configs_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 
 
 def test_bad_kind_and_options() -> None:
-    with pytest.raises(ConfigError, match="Valid choices are: openai, local, transformers"):
+    with pytest.raises(ConfigError, match="Valid choices are: local, openai, transformers"):
         build_backend("gpt")
     with pytest.raises(ConfigError, match="no LLM"):
         build_backend("none")

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lamp.errors import ArtifactError
 from lamp.pipeline.artifacts import ArtifactStore, load_arrays, save_arrays, stable_hash
 
 
@@ -35,3 +36,12 @@ def test_load_arrays_refuses_pickled_objects(tmp_path: Path) -> None:
     np.savez(tmp_path / "evil.npz", obj=np.array([{"x": 1}], dtype=object))
     with pytest.raises(ValueError):
         load_arrays(tmp_path / "evil.npz")
+
+
+def test_an_artifact_of_another_layout_is_refused_with_the_fix(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    old = store.path("rank", "k")
+    old.mkdir(parents=True)
+    (old / "_done.json").write_text('{"w": 0.5}')  # written before layouts were recorded
+    with pytest.raises(ArtifactError, match=r"another lamp version.*Fix: delete"):
+        store.exists("rank", "k")

@@ -8,7 +8,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from lamp.cli.convert import to_pipeline_config
+from lamp.cli.schemas import register_schemas
 from lamp.pipeline.config import PipelineConfig, conf_dir
+
+register_schemas()  # the Settings dataclasses the YAML files extend (lamp run does this too)
 
 CONF = conf_dir()
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -69,3 +72,49 @@ def test_no_api_key_in_configs(tmp_path: Path) -> None:
     for path in CONF.rglob("*.yaml"):
         text = path.read_text(encoding="utf-8")
         assert "sk-" not in text, f"{path} looks like it holds an API key"
+
+
+def _resolver_options() -> list[tuple[str, str]]:
+    from lamp.cli.schemas import resolvers
+
+    return [(r.conf_group, name) for r in resolvers() for name in r.choices]
+
+
+class _OfflineLM:
+    """Stands in for an LLM backend where a component is only built, never run."""
+
+    name, model_id, context_length = "offline", "offline-1", 4096
+
+    def loglikelihood(self, context: str, continuation: str) -> float:
+        return 0.0
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+@pytest.mark.parametrize(("group", "name"), _resolver_options())
+def test_every_registered_component_has_a_config_that_builds_it(group: str, name: str) -> None:
+    """The registry and conf/ agree, and the composed YAML (the Settings dataclass's defaults plus the file's
+    overrides) builds the component, lazily (no model loads), with a cache key."""
+    from omegaconf import OmegaConf
+
+    from lamp.cli.schemas import resolvers
+
+    resolver = next(r for r in resolvers() if r.conf_group == group)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        node = compose(config_name="config", overrides=[f"{group}={name}"])[group]
+    options = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(options, dict) and options.pop("name") == name
+    if getattr(resolver.lookup(name), "uses_llm", False):
+        options["client"] = _OfflineLM()
+    component = resolver.make(name, **options)
+    assert component.name == name and len(component.cache_key()) == 16
+
+
+@pytest.mark.parametrize("group", ["base_model", "abducer", "retriever", "ranker"])
+def test_every_config_file_names_a_registered_component(group: str) -> None:
+    from lamp.cli.schemas import resolvers
+
+    resolver = next(r for r in resolvers() if r.conf_group == group)
+    names = {p.stem for p in (CONF / group).glob("*.yaml")} - {"none"}
+    assert names == set(resolver.choices)

@@ -1,31 +1,35 @@
-"""LLM abducers configured without a prompt get their dataset family's; a saved bundle keeps the prompt whole."""
+"""LLM abducers configured without a prompt get their dataset family's; a saved abducer keeps the prompt whole."""
 
 from __future__ import annotations
 
 import pytest
 from hydra import compose, initialize_config_dir
 
+from lamp.abduce.llm_abducer import LLMAbducer
 from lamp.abduce.prompts import load_prompt_spec
+from lamp.cli.schemas import register_schemas
 from lamp.errors import ConfigError
-from lamp.pipeline.components import _abducer_kwargs
+from lamp.pipeline.components import build_abducer
 from lamp.pipeline.config import Component, conf_dir
-from lamp.pipeline.predictor import _stored_abducer
+
+register_schemas()  # the Settings dataclasses the YAML files extend (lamp run does this too)
 
 
 @pytest.mark.parametrize(("dataset", "family"), [("icews14", "icews"), ("icews18", "icews"), ("gdelt", "gdelt"),
                                                  ("amazon-instruments", "amazon"), ("amazon-fashion", "amazon")])
 def test_the_python_api_picks_the_dataset_familys_prompt(dataset: str, family: str) -> None:
-    llm = _abducer_kwargs(Component("llm"), None, dataset)["_instance"]
-    assert llm.prompt.name == family
-    combined = _abducer_kwargs(Component("llm_rules", {"llm": {"num_causes": 1}}), None, dataset)
-    assert combined["llm"].prompt.name == family and combined["llm"].num_causes == 1
-    given = _abducer_kwargs(Component("llm", {"prompt": str(conf_dir() / "prompt" / "gdelt.yaml")}), None, dataset)
-    assert given["_instance"].prompt.name == "gdelt"  # an explicit prompt always wins
+    llm = build_abducer(Component("llm"), None, dataset)
+    assert llm.prompt.name == family  # type: ignore[attr-defined]
+    combined = build_abducer(Component("llm_rules", {"llm": {"num_causes": 1}}), None, dataset)
+    assert combined.llm.prompt.name == family and combined.llm.num_causes == 1  # type: ignore[attr-defined]
+    given = build_abducer(Component("llm", {"prompt": str(conf_dir() / "prompt" / "gdelt.yaml")}), None, dataset)
+    assert given.prompt.name == "gdelt"  # type: ignore[attr-defined]  # an explicit prompt always wins
+    assert build_abducer(Component("llm", {"prompt": "gdelt"}), None, dataset).prompt.name == "gdelt"  # type: ignore[attr-defined]
 
 
 def test_a_dataset_without_a_written_prompt_asks_for_one() -> None:
     with pytest.raises(ConfigError, match="Fix: give the LLM abducer a prompt"):
-        _abducer_kwargs(Component("llm"), None, "my-sensor-log")
+        build_abducer(Component("llm"), None, "my-sensor-log")
 
 
 @pytest.mark.parametrize(("overrides", "family"), [([], "icews"), (["dataset=icews18"], "icews"),
@@ -37,11 +41,12 @@ def test_the_hydra_app_picks_the_dataset_familys_prompt(overrides: list[str], fa
     assert cfg.prompt.name == family and cfg.abducer.prompt.name == family
 
 
-def test_a_bundle_stores_the_prompt_itself_not_a_path() -> None:
-    ab = Component("llm", {"prompt": str(conf_dir() / "prompt" / "gdelt.yaml"), "num_causes": 1})
-    built = _abducer_kwargs(ab, None, "gdelt")["_instance"]
-    stored = _stored_abducer(ab, built)
-    assert isinstance(stored["params"]["prompt"], dict) and stored["params"]["num_causes"] == 1
-    # rebuilt with no dataset name and no prompt file: the same prompt
-    again = _abducer_kwargs(Component("llm", stored["params"]), None, "")["_instance"]
-    assert again.prompt == built.prompt == load_prompt_spec(conf_dir() / "prompt" / "gdelt.yaml")
+def test_a_saved_abducer_stores_the_prompt_itself_not_a_path(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    built = build_abducer(Component("llm", {"prompt": str(conf_dir() / "prompt" / "gdelt.yaml"), "num_causes": 1}),
+                          None, "gdelt")
+    built.save(tmp_path / "ab")  # type: ignore[attr-defined]
+    assert "gdelt.yaml" not in (tmp_path / "ab" / "component.json").read_text()
+    # loaded with no dataset name and no prompt file: the same prompt and settings
+    again = LLMAbducer.load(tmp_path / "ab", client=None)
+    assert again.prompt == built.prompt == load_prompt_spec(conf_dir() / "prompt" / "gdelt.yaml")  # type: ignore[attr-defined]
+    assert again.num_causes == 1 and again.cache_key() == built.cache_key()  # type: ignore[attr-defined]

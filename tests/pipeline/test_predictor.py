@@ -97,8 +97,10 @@ def test_unseen_entities_are_candidates_and_unseen_relations_are_dropped(pipe: P
 def test_save_load_roundtrip_predicts_the_same(pipe: Pipeline, icews14: EventLog, tmp_path: Path) -> None:
     path = pipe.save(tmp_path / "icews14.lamp")
     manifest = json.loads((path / "pipeline.json").read_text())
-    assert manifest["format_version"] == 1 and manifest["dataset"]["fingerprint"] == icews14.fingerprint()
-    assert set(manifest["files"]) == {"base_model", "rules", "ranker"}
+    assert manifest["format_version"] == 2 and manifest["dataset"]["fingerprint"] == icews14.fingerprint()
+    assert manifest["components"] == {"base_model": "recurrency", "abducer": "rules", "retriever": "fuzzy",
+                                      "ranker": "energy"}
+    assert (path / "abducer" / "rules.json").is_file()  # each component saves itself, mined rules included
     assert not list(path.rglob("*.pkl")) and not list(path.rglob("*.pt"))  # safe formats only
     loaded = Pipeline.load(path)
     history, s, r, gold, date, t = _test_query(icews14, 7)

@@ -137,11 +137,11 @@ def test_window_limits_the_pool(icews14: EventLog, requests_and_causes) -> None:
 
 
 def test_bad_configuration_is_named(icews14: EventLog) -> None:
-    with pytest.raises(ConfigError, match="Valid choices are: fuzzy, dense"):
+    with pytest.raises(ConfigError, match="Valid choices are: dense, effect_similarity, fuzzy, hybrid"):
         build_retriever("bm25")
     with pytest.raises(ConfigError, match="Valid choices"):
         build_retriever("fuzzy", scorer="levenshtein")
-    with pytest.raises(ConfigError, match="invalid arguments"):
+    with pytest.raises(ConfigError, match=r"Invalid option\(s\) \['scorer'\] for retriever 'recent'"):
         build_retriever("recent", scorer="ratio")
     with pytest.raises(ConfigError, match="top_k"):
         build_retriever("fuzzy", top_k=0)

@@ -227,7 +227,7 @@ def test_factory() -> None:
     assert isinstance(build_base_model("frequency"), FrequencyBaseline)
     with pytest.raises(ConfigError, match="Valid choices are"):
         build_base_model("nope")
-    with pytest.raises(ConfigError, match="Invalid arguments"):
+    with pytest.raises(ConfigError, match=r"Invalid option\(s\) \[.decay.\]"):
         build_base_model("recurrency", decay=3)
     with pytest.raises(ConfigError, match="alpha"):
         build_base_model("recurrency", alpha=2.0)

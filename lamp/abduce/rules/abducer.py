@@ -14,43 +14,84 @@ matching), ``score = confidence x time decay``, ``source = "rules"`` and a reada
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lamp.abduce.rules.applier import Application, ApplyParams, RuleApplier
 from lamp.abduce.rules.miner import MiningConfig, mine_rules
 from lamp.abduce.rules.ruleset import RuleSet
+from lamp.components import Configurable, file_digest, load_settings, make_settings, not_in_key, save_settings
 from lamp.data.eventlog import EventLog
 from lamp.data.render import render_event, render_row
-from lamp.errors import LeakageError
+from lamp.errors import ConfigError, LeakageError
 from lamp.types import AbductionRequest, AbductionResult, CauseEvent
 
 logger = logging.getLogger(__name__)
 
 
-class RulesAbducer:
+@dataclass(frozen=True)
+class RulesAbducerSettings:
+    """Options of the ``rules`` abducer: what to mine (on train), which rules fire, how many causes."""
+
+    rules_path: str | None = None  # a saved rule set (JSON) to use; mined on the train split when None or missing
+    max_causes: int = 10  # causes per candidate, best first, one per real event
+    both_orientations: bool = True  # also rules for the inverse relation read from the object's side
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    params: ApplyParams = field(default_factory=ApplyParams)
+    n_jobs: int = not_in_key(0)  # threads for rule application (0 = all cores)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mining, MiningConfig):
+            object.__setattr__(self, "mining", MiningConfig(**_tuple_lengths(dict(self.mining))))
+        if not isinstance(self.params, ApplyParams):
+            object.__setattr__(self, "params", ApplyParams(**dict(self.params)))
+        if int(self.max_causes) < 1:
+            raise ConfigError(f"rules abducer: max_causes must be >= 1, got {self.max_causes}.")
+
+
+class RulesAbducer(Configurable):
     """Abduce causes from temporal rules mined on the train split (or loaded from ``rules_path``)."""
 
     name = "rules"
+    Settings = RulesAbducerSettings
+    uses_llm = False
 
-    def __init__(self, *, rules: RuleSet | None = None, rules_path: str | Path | None = None,
-                 mining: MiningConfig | dict[str, Any] | None = None, params: ApplyParams | dict[str, Any] | None = None,
-                 max_causes: int = 10, both_orientations: bool = True, n_jobs: int = 0) -> None:
-        self.mining = mining if isinstance(mining, MiningConfig) else MiningConfig(**_tuple_lengths(mining or {}))
-        self.params = params if isinstance(params, ApplyParams) else ApplyParams(**(params or {}))
-        self.max_causes = int(max_causes)
-        self.both_orientations = both_orientations
-        self.n_jobs = n_jobs
-        self._rules = rules
-        self._rules_path = Path(rules_path).expanduser() if rules_path else None
+    def __init__(self, settings: RulesAbducerSettings | Mapping[str, Any] | None = None, *,
+                 rules: RuleSet | None = None, **overrides: Any) -> None:
+        s = self.settings = make_settings(RulesAbducerSettings, settings, overrides, where="abducer 'rules'")
+        self.mining, self.params = s.mining, s.params
+        self.max_causes = int(s.max_causes)
+        self.both_orientations = s.both_orientations
+        self.n_jobs = s.n_jobs
+        self._rules = self._given_rules = rules
+        self._rules_path = Path(s.rules_path).expanduser() if s.rules_path else None
         self._applier: RuleApplier | None = None
 
-    def config(self) -> dict[str, Any]:
-        """What determines this abducer's output (for artifact keys)."""
-        return {"mining": asdict(self.mining), "params": asdict(self.params), "max_causes": self.max_causes,
-                "both_orientations": self.both_orientations, "rules_path": str(self._rules_path or "")}
+    def content_key(self) -> Any:
+        if self._given_rules is not None:
+            return self._given_rules.content_hash()
+        if self._rules_path is not None and self._rules_path.is_file():
+            return file_digest(self._rules_path)
+        return None
+
+    @property
+    def rules(self) -> RuleSet | None:
+        """The rule set in use (None until given, loaded or mined)."""
+        return self._rules
+
+    def save(self, folder: str | Path) -> None:
+        """``component.json`` (settings) and, once known, the rule set as ``rules.json``."""
+        save_settings(self, folder, files={"rules": "rules.json"} if self._rules is not None else {})
+        if self._rules is not None:
+            self._rules.save(Path(folder) / "rules.json")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> RulesAbducer:
+        settings, files = load_settings(cls, folder)
+        rules = RuleSet.load(Path(folder) / files["rules"]) if "rules" in files else None
+        return cls(settings, rules=rules)
 
     def applier(self, log: EventLog) -> RuleApplier:
         """The rule applier for ``log``: rules given, loaded, or mined on its train split once."""

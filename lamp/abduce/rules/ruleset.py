@@ -13,6 +13,7 @@ the mining events, the share followed (later, within the optional window) by the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -86,6 +87,13 @@ class RuleSet:
         cand = np.flatnonzero(self.rule_support >= min_support)
         order = np.lexsort((-self.rule_support[cand], -self.confidence[cand]))
         return cand[order[:k]]
+
+    def content_hash(self) -> str:
+        """A hash of the rules themselves (every column), for cache keys."""
+        digest = hashlib.sha256(str(self.num_relations).encode())
+        for c in _COLUMNS:
+            digest.update(np.ascontiguousarray(getattr(self, c)).tobytes())
+        return digest.hexdigest()[:16]
 
     def counts(self) -> dict[str, int]:
         lengths = self.length
