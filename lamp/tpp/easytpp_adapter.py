@@ -38,6 +38,7 @@ import torch
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
 from lamp.errors import ArtifactError, ConfigError, MissingDependencyError
+from lamp.nn import TrainConfig, TrainReport, resolve_device, run_training, seed_everything
 from lamp.tpp.base import BaseModel, filtered_gold_rank
 from lamp.tpp.sequences import (
     EntityEvents,
@@ -47,7 +48,6 @@ from lamp.tpp.sequences import (
     query_prefixes,
     root_logsumexp,
 )
-from lamp.tpp.training import TrainConfig, TrainReport, resolve_device, run_training, seed_everything
 
 logger = logging.getLogger(__name__)
 

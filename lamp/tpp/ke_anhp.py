@@ -38,10 +38,10 @@ from torch.nn import functional as F
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
 from lamp.errors import ArtifactError, ConfigError
+from lamp.nn import TrainConfig, TrainReport, resolve_device, run_training, seed_everything
 from lamp.tpp.base import BaseModel, filtered_gold_rank
 from lamp.tpp.frequency import concat_ranges
 from lamp.tpp.sequences import FeatureIndex, KGBatch, make_kg_batch
-from lamp.tpp.training import TrainConfig, TrainReport, resolve_device, run_training, seed_everything
 
 logger = logging.getLogger(__name__)
 
