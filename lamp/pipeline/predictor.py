@@ -377,7 +377,7 @@ class Pipeline:
             llm_cfg = llm if isinstance(llm, Mapping) else cfg.get("llm")
             client = llm if (llm is not None and not isinstance(llm, Mapping)) else build_llm_client(dict(llm_cfg))
         if "rules" in files:
-            from lamp.abduce.rules.ruleset import RuleSet
+            from lamp.rules.ruleset import RuleSet
 
             rules = RuleSet.load(folder / files["rules"])
             if ab.name == "llm_rules":

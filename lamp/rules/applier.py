@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from lamp.abduce.rules import _apply_kernels as K
-from lamp.abduce.rules.index import EdgeIndex, build_index
-from lamp.abduce.rules.ruleset import RuleSet
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
 from lamp.errors import ConfigError, LeakageError
+from lamp.rules import _apply_kernels as K
+from lamp.rules.index import EdgeIndex, build_index
+from lamp.rules.ruleset import RuleSet
 
 AGGREGATIONS = {"noisy_or": K.NOISY_OR, "max": K.MAX}
 
@@ -123,7 +123,7 @@ class RuleApplier:
         if "last_time" not in self.rules.provenance:
             raise LeakageError("this rule set does not record the last event time it was mined on "
                                "(provenance['last_time']), so no query can be shown to come after it. "
-                               "Fix: mine it with lamp.abduce.rules.mine_rules, which records it.")
+                               "Fix: mine it with lamp.rules.mine_rules, which records it.")
         if len(t) and float(np.min(t)) <= self.rules.last_time:
             raise LeakageError(
                 f"a query at time {float(np.min(t)):g} is not after the last event the rules were mined on "
