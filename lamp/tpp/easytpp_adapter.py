@@ -270,7 +270,7 @@ class EasyTPPModel(BaseModel):
         scores = self.log_intensities(log, f["subject"].to_numpy()[pos], f["history_end"].to_numpy()[pos],
                                       f["time"].to_numpy()[pos])
         if queries.task == "predicate":
-            from lamp.tpp.frequency import relation_roots
+            from lamp.tpp.task_history import relation_roots
 
             return root_logsumexp(scores, relation_roots(log), queries.num_candidates).astype(np.float32)
         return scores
