@@ -39,7 +39,8 @@ def build_abducer(kind: str, **kwargs: Any) -> Abducer:
 
         return LLMAbducer(**kwargs)
     if kind == "pmi":
-        from lamp.abduce.likelihood import PMIAbducer, PMIScorer
+        from lamp.abduce.likelihood import PMIAbducer
+        from lamp.llm.likelihood import PMIScorer
 
         proposer = kwargs.pop("proposer", None) or {"name": "rules"}
         if isinstance(proposer, dict):

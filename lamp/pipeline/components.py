@@ -123,7 +123,8 @@ def build_components(cfg: PipelineConfig, log: EventLog, *, base_model: BaseMode
     retriever_params = {k: v for k, v in cfg.retriever.params.items() if k not in ("rescore", "rescore_keep")}
     main_retriever = retriever or build_retriever(cfg.retriever.name, **retriever_params)
     if rescore == "pmi":
-        from lamp.abduce.likelihood import PMIRescorer, PMIScorer
+        from lamp.llm.likelihood import PMIScorer
+        from lamp.retrieval.pmi import PMIRescorer
 
         main_retriever = PMIRescorer(main_retriever, PMIScorer(getattr(client, "backend", client)),
                                      keep=int(cfg.retriever.params.get("rescore_keep", 8)))

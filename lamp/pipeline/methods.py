@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lamp.abduce.likelihood import PMIRescorer
 from lamp.data.eventlog import EventLog
 from lamp.eval.metrics import apply_reorder
 from lamp.pipeline.artifacts import ArtifactStore, stable_hash, write_json, write_parquet
@@ -27,6 +26,7 @@ from lamp.pipeline.stages import (
     save_abduction,
 )
 from lamp.pipeline.timing import StageClock
+from lamp.retrieval.pmi import PMIRescorer
 from lamp.tpp.base import CandidateTable
 from lamp.types import AbductionRequest, AbductionResult, CauseEvent, Evidence
 
