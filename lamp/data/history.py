@@ -130,17 +130,23 @@ class Postings:
 
     def union(self, keys: np.ndarray | list[int], cutoff: int, *, start: int = 0, per_key: int | None = None,
               limit: int | None = None) -> np.ndarray:
-        """Distinct values (ascending) of the entries of any of ``keys`` with ``start <= slot < cutoff``.
+        """The values of the entries of any of ``keys`` with ``start <= slot < cutoff``, for postings whose
+        values ascend within a key (log rows, as :func:`involvement`): distinct and ascending.
 
         ``per_key`` keeps each key's most recent entries; ``limit`` then keeps the union's last values.
         The cost grows with the answer, not with the index.
         """
-        keys = np.unique(np.asarray(keys, dtype=np.int64))
-        lo, hi = self.ranges(keys[keys >= 0], cutoff, start)
         cap = min(x for x in (limit, per_key) if x is not None) if (limit or per_key) else None
-        if cap is not None:
-            lo = np.maximum(lo, hi - cap)
-        values = np.unique(self.values[concat_ranges(lo, hi)[1]])
+        parts = []
+        for key in {int(k) for k in keys if int(k) >= 0}:  # a few keys per call: a loop beats array set-up
+            lo, hi = np.searchsorted(self.comp, [key * self.n_slots + start, key * self.n_slots + cutoff])
+            if cap is not None:
+                lo = max(lo, hi - cap)
+            if hi > lo:
+                parts.append(self.values[lo:hi])
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        values = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
         return values[-limit:] if limit is not None else values
 
 
