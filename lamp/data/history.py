@@ -75,6 +75,14 @@ class Edges:
         return self.rel >= self.num_relations
 
 
+def key_ranges(comp: np.ndarray, n_slots: int, keys: np.ndarray, cutoffs: np.ndarray | int,
+               starts: np.ndarray | int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per query, the positions in the ascending codes ``comp = key * n_slots + slot`` of its ``key``
+    with ``starts <= slot < cutoffs`` (strictly before the cutoff): :meth:`Postings.ranges` on bare codes."""
+    base = np.asarray(keys, dtype=np.int64) * n_slots
+    return np.searchsorted(comp, base + starts, "left"), np.searchsorted(comp, base + cutoffs, "left")
+
+
 def concat_ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For ranges ``[starts[i], ends[i])``: (owner i of each element, the element positions), flattened."""
     lengths = np.maximum(ends - starts, 0)
@@ -112,9 +120,7 @@ class Postings:
     def ranges(self, keys: np.ndarray, cutoffs: np.ndarray | int, starts: np.ndarray | int = 0
                ) -> tuple[np.ndarray, np.ndarray]:
         """Per query, the entry range of ``key`` with ``starts <= slot < cutoffs`` (strictly before)."""
-        base = np.asarray(keys, dtype=np.int64) * self.n_slots
-        return (np.searchsorted(self.comp, base + starts, "left"),
-                np.searchsorted(self.comp, base + cutoffs, "left"))
+        return key_ranges(self.comp, self.n_slots, keys, cutoffs, starts)
 
     def last_k(self, keys: np.ndarray, cutoffs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The (up to) ``k`` most recent entries of each key below its cutoff.

@@ -152,8 +152,9 @@ def make_queries(
         if directions not in ("object", "subject", "both"):
             raise ConfigError(f"directions must be object, subject or both, got {directions!r}")
         edges = log.edges()  # true answers of both directions: (s, r) -> o and (o, r + R) -> s
-        full = pd.DataFrame({"s": edges.src, "r": edges.rel, "t": edges.time})
-        values = edges.dst
+        full = pd.DataFrame({"s": edges.src.astype(s_all.dtype), "r": edges.rel.astype(r_all.dtype), "t": edges.time})
+        values = edges.dst.astype(o_all.dtype)  # the log's own (narrow) dtypes: faster grouping, less memory
+        del edges
         if directions in ("object", "both"):
             parts.append(pd.DataFrame({"event_index": rows, "subject": s_all[rows], "relation": r_all[rows],
                                        "object": -1, "target": o_all[rows], "direction": "object"}))

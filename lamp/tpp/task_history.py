@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 
 from lamp.data.eventlog import EventLog
-from lamp.data.history import Postings, strictly_before
+from lamp.data.history import Postings, key_ranges, strictly_before
 from lamp.data.queries import QuerySet
 from lamp.errors import ConfigError
 
@@ -40,7 +40,7 @@ class TaskHistory:
     strict: Postings
     relaxed: Postings
     pair_keys: np.ndarray  # distinct relaxed_key * num_values + value, ascending
-    pairs: Postings  # key: the index of each event's pair in pair_keys
+    pair_comp: np.ndarray  # pair index * n_times + tidx of every event, ascending (codes of Postings without values)
 
     def cutoffs(self, query_times: np.ndarray) -> np.ndarray:
         """Time index of each query: events with ``slot < cutoff`` are strictly before it."""
@@ -48,7 +48,7 @@ class TaskHistory:
 
     def pair_counts(self, cutoff: int) -> np.ndarray:
         """Count of every (relaxed key, value) pair strictly before time index ``cutoff``."""
-        start, end = self.pairs.ranges(np.arange(len(self.pair_keys)), cutoff)
+        start, end = key_ranges(self.pair_comp, len(self.times), np.arange(len(self.pair_keys)), cutoff)
         return end - start
 
     def pair_range(self, relaxed_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +76,7 @@ def build_history(log: EventLog, task: str, roots: np.ndarray | None = None) -> 
                           "Use relation_object through lamp.tpp.factored, or a neural model for time.")
     edges = log.edges(inverse=task == "object")
     t, s, r, o = edges.time, edges.src, edges.rel, edges.dst
+    del edges  # its row column is not needed here: free it before the postings are sorted
     n_ent, n_rel = log.num_entities, log.num_relations
     if task == "object":
         strict, relaxed, values, n_values, n_relaxed = s * 2 * n_rel + r, r, o, n_ent, 2 * n_rel
@@ -95,7 +96,7 @@ def build_history(log: EventLog, task: str, roots: np.ndarray | None = None) -> 
     pair_keys, pair_idx = np.unique(pair, return_inverse=True)
     n = len(times)
     return TaskHistory(task, log.fingerprint(), times, step, n_values, n_relaxed, Postings.build(strict, values, tidx, n),
-                       Postings.build(relaxed, values, tidx, n), pair_keys, Postings.build(pair_idx, pair_idx, tidx, n))
+                       Postings.build(relaxed, values, tidx, n), pair_keys, np.sort(pair_idx.astype(np.int64) * n + tidx))
 
 
 def query_keys(queries: QuerySet, positions: np.ndarray, num_entities: int) -> tuple[np.ndarray, np.ndarray]:
