@@ -56,8 +56,11 @@ def build_index(log: EventLog, end: int | None = None) -> EdgeIndex:
     end = len(log) if end is None else int(end)
     R, E = log.num_relations, log.num_entities
     e = log.edges(end)
-    ok = e.dst >= 0  # sequence data (object == -1) has no edges
-    src, rel, dst, tt, rr = e.src[ok], e.rel[ok], e.dst[ok], e.time[ok], e.row[ok]
+    cols = (e.src, e.rel, e.dst, e.time, e.row)
+    if (e.dst < 0).any():  # sequence data (object == -1) has no edges
+        cols = tuple(c[e.dst >= 0] for c in cols)
+    src, rel, dst, tt, rr = cols
+    del e, cols
     order = np.lexsort((rr, tt, dst, rel, src))
     src, rel, dst, tt, rr = src[order], rel[order], dst[order], tt[order], rr[order]
     key = (src * (2 * R) + rel) * E + dst
