@@ -56,7 +56,7 @@ def build_index(log: EventLog, end: int | None = None) -> EdgeIndex:
     end = len(log) if end is None else int(end)
     R, E = log.num_relations, log.num_entities
     e = log.edges(end)
-    cols = (e.src, e.rel, e.dst, e.time, e.row)
+    cols: tuple[np.ndarray, ...] = (e.src, e.rel, e.dst, e.time, e.row)
     if (e.dst < 0).any():  # sequence data (object == -1) has no edges
         cols = tuple(c[e.dst >= 0] for c in cols)
     src, rel, dst, tt, rr = cols
