@@ -13,7 +13,7 @@ evidence is scored:
 
 - ``rules + hybrid``: rules' causes, evidence scored by embedding + string similarity (the default);
 - ``rules + hybrid, PMI re-scored``: the same evidence re-scored by PMI with the candidate effect,
-  the best ``--keep`` kept (:class:`lamp.abduce.likelihood.PMIRescorer`);
+  the best ``--keep`` kept (:class:`lamp.retrieval.pmi.PMIRescorer`);
 - ``pmi(rules) + hybrid``: the rules' causes ordered by PMI before retrieval (abducer ``pmi``).
 
 Metric: the paper's mean rank of the gold in the top-M, over the queries whose gold is in the top-M
@@ -37,12 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     from lamp.abduce.base import build_abducer
-    from lamp.abduce.likelihood import PMIRescorer, PMIScorer
     from lamp.data.load import load_dataset
     from lamp.data.queries import make_queries
+    from lamp.llm.likelihood import PMIScorer
     from lamp.llm.local_backend import LocalBackend
     from lamp.pipeline.stages import abduction_requests, no_ranker_order
     from lamp.retrieval import build_retriever
+    from lamp.retrieval.pmi import PMIRescorer
     from lamp.tpp.recurrency import RecurrencyBaseline
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -63,7 +63,9 @@ class PeakRSS:
 
 def run_one(name: str, tune_queries: int | None, top_m: int) -> dict[str, Any]:
     """Mine, tune, score test for one dataset; returns a JSON-able result."""
-    from lamp.abduce.rules import (
+    from lamp.data import load_dataset
+    from lamp.data.queries import make_queries
+    from lamp.rules import (
         MiningConfig,
         RuleApplier,
         TuningGrid,
@@ -71,8 +73,6 @@ def run_one(name: str, tune_queries: int | None, top_m: int) -> dict[str, Any]:
         rank_metrics,
         select_params,
     )
-    from lamp.data import load_dataset
-    from lamp.data.queries import make_queries
     from lamp.tpp.base import rank_candidates
     from lamp.tpp.rules_model import RulesModel
 
@@ -81,7 +81,7 @@ def run_one(name: str, tune_queries: int | None, top_m: int) -> dict[str, Any]:
     log = load_dataset(name)
     valid = make_queries(log, "object", "valid", directions="both")
     test = make_queries(log, "object", "test", directions="both")
-    from lamp.abduce.rules import _apply_kernels, _mine_kernels  # noqa: F401  (compile/load kernels outside timings)
+    from lamp.rules import _apply_kernels, _mine_kernels  # noqa: F401  (compile/load kernels outside timings)
 
     out["baseline_gb"] = round(mem.rss() / 2**30, 3)
     with mem.stage(out, "mining"):

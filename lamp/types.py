@@ -1,7 +1,7 @@
 """Frozen dataclasses passed between stages (abduction, retrieval, ranking).
 
-Queries live in :class:`lamp.data.queries.QuerySet` (a typed table) and base-model output in
-:class:`lamp.tpp.base.CandidateTable`; the records here describe one (query, candidate) pair.
+Queries live in :class:`lamp.data.queries.QuerySet` (a typed table); a base model's output is a
+:class:`CandidateTable`; the other records describe one (query, candidate) pair.
 """
 
 from __future__ import annotations
@@ -14,6 +14,27 @@ import numpy as np
 
 if TYPE_CHECKING:
     from lamp.data.eventlog import EventLog
+    from lamp.data.queries import QuerySet
+
+TIE_RULE = "average"  # gold ranks among tied candidates: the average ("realistic") rank
+
+
+@dataclass(frozen=True)
+class CandidateTable:
+    """Top-M candidates per query, with the gold answer's filtered rank over the full candidate set."""
+
+    method: str
+    queries: QuerySet
+    top_m: int
+    candidates: np.ndarray  # [Q, M] int64, best first
+    scores: np.ndarray  # [Q, M] float32
+    gold_rank_filtered: np.ndarray  # [Q] float64, 1-based, average tie rule, time-aware filtered
+
+    def gold_position(self) -> np.ndarray:
+        """0-based position of the gold answer in the top-M, -1 where it is not there."""
+        target = self.queries.frame["target"].to_numpy()[:, None]
+        hit = self.candidates == target
+        return np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
 
 
 @dataclass(frozen=True)

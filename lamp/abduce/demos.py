@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from lamp.data.eventlog import EventLog
+from lamp.data.history import Postings, involvement
 from lamp.data.render import relation_text
 from lamp.errors import ConfigError, DataFormatError
 
@@ -61,28 +62,6 @@ def demo_event_from_row(log: EventLog, row: int, level: str = "name") -> DemoEve
                      log.entities.name(o) if o >= 0 else "", str(texts[row]) if texts is not None else "", row)
 
 
-class EntityIndex:
-    """Rows of each entity's events (as subject or object), ascending; queried with an exclusive end row."""
-
-    def __init__(self, log: EventLog) -> None:
-        subj, obj = log.subjects.astype(np.int64), log.objects.astype(np.int64)
-        rows = np.arange(len(log), dtype=np.int64)
-        keep = (obj >= 0) & (obj != subj)
-        ent = np.concatenate([subj, obj[keep]])
-        all_rows = np.concatenate([rows, rows[keep]])
-        order = np.lexsort((all_rows, ent))
-        self.rows_sorted = all_rows[order]
-        self.starts = np.searchsorted(ent[order], np.arange(log.num_entities + 1))
-
-    def rows(self, entity: int, end: int, last: int | None = None) -> np.ndarray:
-        """Rows < ``end`` that involve ``entity`` (the ``last`` most recent ones when given)."""
-        if entity < 0 or entity + 1 >= len(self.starts):
-            return np.zeros(0, dtype=np.int64)
-        seg = self.rows_sorted[self.starts[entity] : self.starts[entity + 1]]
-        k = int(np.searchsorted(seg, end))
-        return seg[max(0, k - last) : k] if last is not None else seg[:k]
-
-
 @dataclass(frozen=True)
 class _Cols:
     """The log's columns as numpy arrays, read once (the EventLog properties go through pandas)."""
@@ -98,15 +77,14 @@ class _Cols:
         return cls(log.times, log.subjects, log.rels, log.objects, log.num_relations)
 
 
-def _candidate_causes(c: _Cols, index: EntityIndex, row: int, window: float) -> np.ndarray:
+def _candidate_causes(c: _Cols, index: Postings, row: int, window: float) -> np.ndarray:
     t = c.t[row]
-    ents = [int(c.s[row])] + ([int(c.o[row])] if c.o[row] >= 0 else [])
-    rows = np.unique(np.concatenate([index.rows(e, row) for e in ents]))
+    rows = index.union([int(c.s[row]), int(c.o[row])], row)  # the rows of its entities before it
     times = c.t[rows]
     return rows[(times < t) & (times >= t - window)]
 
 
-def relation_lift(log: EventLog, index: EntityIndex, effects: np.ndarray, window: float) -> tuple[np.ndarray, np.ndarray]:
+def relation_lift(log: EventLog, index: Postings, effects: np.ndarray, window: float) -> tuple[np.ndarray, np.ndarray]:
     """``(shrunk lift, support)`` matrices [R_cause, R_effect] over the given effect rows."""
     c = _Cols.of(log)
     R = c.num_relations
@@ -145,7 +123,7 @@ def build_demonstrations(
     times = log.times[:train_end]
     t0, t1 = float(times[0]), float(times[-1])
     window = float(window) if window else max((t1 - t0) * 0.05, log.time_spec.granularity)
-    index = EntityIndex(log.head(train_end))
+    index = involvement(log.edges(train_end))
     rng = np.random.default_rng(seed)
     eligible = np.flatnonzero(times >= t0 + window)
     if eligible.size == 0:
@@ -181,7 +159,7 @@ def build_demonstrations(
     return shots
 
 
-def _pick_causes(c: _Cols, index: EntityIndex, row: int, window: float, lift: np.ndarray,
+def _pick_causes(c: _Cols, index: Postings, row: int, window: float, lift: np.ndarray,
                  support: np.ndarray, max_causes: int, min_lift: float) -> list[int]:
     rows = _candidate_causes(c, index, row, window)
     if rows.size == 0:

@@ -32,7 +32,6 @@ import numpy as np
 
 from lamp.abduce.demos import (
     Demonstration,
-    EntityIndex,
     build_demonstrations,
     demo_records,
     demos_from_records,
@@ -44,6 +43,7 @@ from lamp.abduce.prompts import PromptBuilder, PromptSpec, default_prompt, load_
 from lamp.abduce.schema import CauseConstraints, NameResolver, batched_schema, causes_schema
 from lamp.components import Configurable, load_settings, make_settings, not_in_key, save_settings, stable_hash
 from lamp.data.eventlog import EventLog
+from lamp.data.history import Postings, involvement, strictly_before
 from lamp.data.registry import data_dir
 from lamp.errors import ConfigError, LeakageError, LLMError
 from lamp.llm.types import LLMRequest, LLMResponse, describe_llm
@@ -139,7 +139,7 @@ class LLMAbducer(Configurable):
         # Set by lamp.Pipeline: the train demonstrations, reused for any history given to predict().
         self.fixed_demonstrations: list[Demonstration] | None = None
         self._demo_cache: dict[str, list[Demonstration]] = {}
-        self._index_cache: dict[str, EntityIndex] = {}
+        self._index_cache: dict[str, Postings] = {}
 
     @classmethod
     def from_config(cls, client: Any, config: Mapping[str, Any],
@@ -220,12 +220,10 @@ class LLMAbducer(Configurable):
     def constraints(self, log: EventLog, group: Sequence[AbductionRequest]) -> CauseConstraints:
         """Allowed values for one call, from rows ``< history_end`` of the group's entities only."""
         key = log.fingerprint()
-        index = self._index_cache.get(key) or self._index_cache.setdefault(key, EntityIndex(log))
+        index = self._index_cache.get(key) or self._index_cache.setdefault(key, involvement(log.edges()))
         end = min(r.history_end for r in group)
         focus = list(dict.fromkeys(e for r in group for e in (r.subject, r.object) if e >= 0))
-        parts = [index.rows(e, end, last=self.history_events) for e in focus]
-        rows = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
-        rows = rows[::-1]  # most recent first
+        rows = index.union(focus, end, per_key=self.history_events)[::-1]  # most recent first
         counts: dict[int, int] = {}
         for ent in np.stack([log.subjects[rows], log.objects[rows]], axis=1).reshape(-1):
             if ent >= 0 and int(ent) not in focus:
@@ -335,7 +333,7 @@ def _check_history(log: EventLog, requests: Sequence[AbductionRequest]) -> None:
     if not requests:
         return
     times = np.array([r.time for r in requests], dtype=np.float64)
-    allowed = np.searchsorted(log.times, times, side="left")
+    allowed = strictly_before(log.times, times)
     ends = np.array([r.history_end for r in requests])
     bad = np.flatnonzero(ends > allowed)
     if bad.size:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lamp.data.history import Edges, strictly_before
 from lamp.errors import ConfigError, DataFormatError
 
 SPLITS = ("train", "valid", "test")
@@ -174,7 +175,13 @@ class EventLog:
     # -- history -------------------------------------------------------------------------------
     def history_end(self, t: float) -> int:
         """Number of events strictly before time ``t`` (rows [0, end) are the allowed history)."""
-        return int(np.searchsorted(self.times, t, side="left"))
+        return int(strictly_before(self.times, t))
+
+    def edges(self, end: int | None = None, *, inverse: bool = True) -> Edges:
+        """Rows ``[0, end)`` as directed edges, with (``inverse``) the edge ``(o, r + R, s)`` of each event
+        that has an object: see :mod:`lamp.data.history`."""
+        return Edges.build(self.subjects, self.rels, self.objects, self.times, self.num_relations, end=end,
+                           inverse=inverse)
 
     def head(self, end: int, name: str | None = None) -> EventLog:
         """The log truncated to its first ``end`` rows (splits clipped), e.g. history before a time."""

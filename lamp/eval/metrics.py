@@ -24,7 +24,7 @@ import pandas as pd
 
 from lamp.errors import ConfigError
 from lamp.eval.bootstrap import CI_METHOD, PairedResult, bootstrap_ci, paired_bootstrap
-from lamp.tpp.base import TIE_RULE, CandidateTable
+from lamp.types import TIE_RULE, CandidateTable
 
 HITS = (1, 3, 10)
 

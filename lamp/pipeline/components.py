@@ -116,7 +116,8 @@ def build_components(cfg: PipelineConfig, log: EventLog, *, base_model: BaseMode
             built[comp.name] = build_abducer(comp, client, log.name)
     main_retriever = retriever or RETRIEVERS.make(cfg.retriever.name, **_retriever_params(cfg.retriever))
     if rescore == "pmi":
-        from lamp.abduce.likelihood import PMIRescorer, PMIScorer
+        from lamp.llm.likelihood import PMIScorer
+        from lamp.retrieval.pmi import PMIRescorer
 
         main_retriever = PMIRescorer(main_retriever, PMIScorer(getattr(client, "backend", client)),
                                      keep=int(cfg.retriever.params.get("rescore_keep", 8)))

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lamp.abduce.likelihood import PMIRescorer
 from lamp.data.eventlog import EventLog
 from lamp.eval.metrics import apply_reorder
 from lamp.pipeline import steps
@@ -20,6 +19,7 @@ from lamp.pipeline.components import Components
 from lamp.pipeline.config import PipelineConfig
 from lamp.pipeline.stages import abduction_requests, abduction_summary, evidence_to_frame, no_ranker_order
 from lamp.pipeline.timing import StageClock
+from lamp.retrieval.pmi import PMIRescorer
 from lamp.tpp.base import CandidateTable
 from lamp.types import AbductionRequest, AbductionResult, CauseEvent, Evidence
 

@@ -14,8 +14,7 @@ import numpy as np
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import candidate_triple
 from lamp.errors import ConfigError, LeakageError
-from lamp.tpp.base import CandidateTable
-from lamp.types import Evidence
+from lamp.types import CandidateTable, Evidence
 
 EVENT_COLUMNS = ("time", "subject", "relation", "object")
 

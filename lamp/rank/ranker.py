@@ -8,20 +8,18 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from lamp.errors import ArtifactError, ConfigError
+from lamp.nn import TrainConfig, resolve_device, run_training
 from lamp.rank.examples import RankExample
 from lamp.rank.model import Batch, EnergyNet, collate, take
 
@@ -54,7 +52,7 @@ class EnergyRanker:
         self.hparams: dict[str, Any] = {"dim": dim, "layers": layers, "heads": heads, "dropout": dropout,
                                         "time_features": time_features, "max_evidence": max_evidence, "lr": lr,
                                         "weight_decay": weight_decay, "batch_size": batch_size, "loss": loss}
-        self.device = torch.device(auto_device(device))
+        self.device = resolve_device(device)
         self.net = self._new_net()
         self.weight = 0.0  # w in  final = -energy + w * base_score, inf: base order (set by select_weight's caller)
         self.skipped: dict[str, int] = {}
@@ -91,36 +89,31 @@ class EnergyRanker:
         opt = torch.optim.AdamW(self.net.parameters(), lr=self.hparams["lr"],
                                 weight_decay=self.hparams["weight_decay"])
         bs = int(self.hparams["batch_size"])
-        curve: list[dict[str, float]] = []
-        best, best_state, bad = float("inf"), copy.deepcopy(self.net.state_dict()), 0
-        for epoch in tqdm(range(1, epochs + 1), disable=not progress, desc="ranker", unit="epoch"):
-            start = time.perf_counter()
-            self.net.train()
-            perm, total = rng.permutation(len(train)), 0.0
-            for lo in range(0, len(train), bs):
-                part = take(tb, perm[lo : lo + bs])
-                loss = self._loss(self._energies(part), part)
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
-                opt.step()
-                total += float(loss.detach()) * len(part.gold_B)
-            row = {"epoch": float(epoch), "train_loss": total / len(train), "seconds": time.perf_counter() - start}
-            if valid:
-                row.update(self._evaluate(vb))
-            curve.append(row)
-            logger.info("ranker epoch %d: %s", epoch, row)
-            score = row.get("valid_loss", row["train_loss"])
-            if score < best - 1e-6:
-                best, best_state, bad = score, copy.deepcopy(self.net.state_dict()), 0
-            elif valid:
-                bad += 1
-                if bad >= patience:
-                    break
-        self.net.load_state_dict(best_state)
-        best_epoch = min(curve, key=lambda r: r.get("valid_loss", r["train_loss"]))["epoch"]
-        return {"curve": curve, "best_epoch": int(best_epoch), "epochs_run": len(curve), "train_examples": len(train),
-                "valid_examples": len(valid), **self.skipped}
+        rows: list[dict[str, float]] = []
+        total = [0.0]  # this epoch's example-weighted loss sum
+
+        def batches(epoch: int) -> Iterator[Batch]:
+            perm, total[0] = rng.permutation(len(train)), 0.0
+            return (take(tb, perm[lo : lo + bs]) for lo in range(0, len(train), bs))
+
+        def loss_fn(part: Batch) -> torch.Tensor:
+            loss = self._loss(self._energies(part), part)
+            total[0] += float(loss.detach()) * len(part.gold_B)
+            return loss
+
+        def evaluate() -> float:  # selection on the held-out examples; on the train loss when there are none
+            rows.append({"epoch": float(len(rows) + 1), "train_loss": total[0] / len(train),
+                         **(self._evaluate(vb) if valid else {})})
+            return rows[-1].get("valid_loss", rows[-1]["train_loss"])
+
+        config = TrainConfig(epochs=epochs, lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"],
+                             patience=patience if valid else epochs, grad_clip=1.0, seed=seed,
+                             progress=progress, higher_is_better=False, min_delta=1e-6)
+        report = run_training(self.net, batches=batches, loss_fn=loss_fn, evaluate=evaluate, config=config,
+                              optimizer=opt, desc="ranker")
+        curve = [{**row, "seconds": rec.train_seconds} for row, rec in zip(rows, report.curve, strict=True)]
+        return {"curve": curve, "best_epoch": report.best_epoch + 1, "epochs_run": len(curve),
+                "train_examples": len(train), "valid_examples": len(valid), **self.skipped}
 
     def _energies(self, batch: Batch) -> torch.Tensor:
         b, m, t = batch.pad_BMT.shape
@@ -195,11 +188,6 @@ class EnergyRanker:
             raise ArtifactError(f"the weights in {folder} do not match their config: {exc}. Fix: retrain.") from exc
         ranker.weight = float(config.get("weight", 0.0))
         return ranker
-
-
-def auto_device(device: str = "auto") -> str:
-    """``auto``: the GPU when torch sees one, else the CPU."""
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
 def gold_ranks(energies: np.ndarray, gold: np.ndarray) -> np.ndarray:

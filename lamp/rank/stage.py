@@ -20,8 +20,7 @@ from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
 from lamp.rank.examples import RankExample, build_examples, shuffle_evidence, split_by_time
 from lamp.rank.ranker import EnergyRanker, final_scores, gold_ranks, reorder, select_weight, weight_to_json
-from lamp.tpp.base import CandidateTable
-from lamp.types import Evidence
+from lamp.types import CandidateTable, Evidence
 
 logger = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from lamp.errors import ArtifactError, ConfigError, MissingDependencyError
+from lamp.nn.device import resolve_device
 from lamp.retrieval.index import HistoryIndex
 
 logger = logging.getLogger(__name__)
@@ -56,15 +57,6 @@ def resolve_model(name: str) -> str:
     return name
 
 
-def auto_device(device: str = "auto") -> str:
-    """``auto``: the GPU when torch sees one, else the CPU."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 PRECISIONS = ("auto", "float32", "bfloat16")
 # Version of how vectors are computed, part of the cache key: "u2" = unpadded equal-length groups, every batch
 # filled to exactly batch_size rows (TextEncoder.encode); "u1" filled tiny batches only
@@ -80,7 +72,7 @@ def resolve_precision(precision: str, device: str) -> str:
         raise ConfigError(f"Invalid embedding precision: {precision!r}. Valid choices are: {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
-    if auto_device(device) != "cpu":
+    if resolve_device(device).type != "cpu":
         return "float32"
     import torch
 
@@ -163,7 +155,7 @@ class TextEncoder:
             try:
                 with _quiet_hf(self.progress):
                     kwargs = {"model_kwargs": {"dtype": torch.bfloat16}} if self.precision == "bfloat16" else {}
-                    self._model = SentenceTransformer(path, device=auto_device(self.device), **kwargs)
+                    self._model = SentenceTransformer(path, device=str(resolve_device(self.device)), **kwargs)
             except OSError as exc:
                 raise ConfigError(
                     f"Could not load the sentence-transformers model {self.model_name!r} (from {path!r}): {exc}. "

@@ -4,8 +4,10 @@ Answers without scanning the log:
 
 - the allowed history of a time is a row prefix ``[0, history_end)`` (binary search on ``times``);
 - a time window is a row range ``[start, history_end)`` (a second binary search);
-- the events involving an entity are CSR postings (rows of every event where it is subject or object,
+- the events involving an entity are postings (rows of every event where it is subject or object,
   ascending, hence in time order), cut to a row range with two more binary searches.
+
+The cutoff and the postings are those of :mod:`lamp.data.history`, the one history index.
 
 It also numbers the distinct events-without-a-date ("triples": subject, relation, object and, for
 logs that carry one, the text) so that texts and embeddings are computed once per triple, and renders
@@ -25,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from lamp.data.eventlog import EventLog
+from lamp.data.history import involvement, strictly_before
 from lamp.data.render import render_event
 
 _CACHE: dict[int, tuple[weakref.ref[EventLog], HistoryIndex]] = {}
@@ -55,7 +58,7 @@ class HistoryIndex:
         self.relations = np.ascontiguousarray(log.rels, dtype=np.int64)
         self.objects = np.ascontiguousarray(log.objects, dtype=np.int64)
         self.num_events = len(self.times)
-        self.entity_ptr, self.entity_postings = self._postings(log.num_entities)
+        self.entities = involvement(log.edges())
         self.triple_of_row, self.triple_row = self._triples()
         self._texts: list[str | None] = [None] * self.num_triples
         self._names: dict[str, dict[str, int]] = {}
@@ -72,17 +75,6 @@ class HistoryIndex:
             return index
 
     # -- construction -------------------------------------------------------------------------
-    def _postings(self, num_entities: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.arange(self.num_events, dtype=np.int64)
-        has_obj = (self.objects >= 0) & (self.objects != self.subjects)  # a self-loop is posted once
-        ents = np.concatenate([self.subjects, self.objects[has_obj]])
-        all_rows = np.concatenate([rows, rows[has_obj]])
-        order = np.lexsort((all_rows, ents))  # by entity, then by row (= time order)
-        counts = np.bincount(ents, minlength=num_entities)
-        ptr = np.zeros(num_entities + 1, dtype=np.int64)
-        np.cumsum(counts, out=ptr[1:])
-        return ptr, all_rows[order]
-
     def _triples(self) -> tuple[np.ndarray, np.ndarray]:
         """Triple id of every row, and one representative row (the first) of every triple."""
         texts = self.log.texts
@@ -104,13 +96,13 @@ class HistoryIndex:
 
     def history_end(self, t: float) -> int:
         """Number of events strictly before ``t``: rows ``[0, end)`` are the allowed history."""
-        return int(np.searchsorted(self.times, t, side="left"))
+        return int(strictly_before(self.times, t))
 
     def window_start(self, t: float, window: float | None) -> int:
         """First row at or after ``t - window`` (0 when there is no window)."""
         if window is None:
             return 0
-        return int(np.searchsorted(self.times, t - window, side="left"))
+        return int(strictly_before(self.times, t - window))
 
     # -- postings -----------------------------------------------------------------------------
     def entity_rows(self, entities: Iterable[int], end: int, *, start: int = 0, limit: int | None = None,
@@ -120,20 +112,7 @@ class HistoryIndex:
         ``per_entity`` keeps each entity's most recent rows; ``limit`` then keeps the union's most recent.
         Each entity's postings are cut by binary search, so the cost grows with the answer, not the log.
         """
-        cap = min(x for x in (limit, per_entity) if x is not None) if (limit or per_entity) else None
-        parts = []
-        for e in {int(e) for e in entities if 0 <= int(e) < len(self.entity_ptr) - 1}:
-            post = self.entity_postings[self.entity_ptr[e] : self.entity_ptr[e + 1]]
-            lo = int(np.searchsorted(post, start, side="left"))
-            hi = int(np.searchsorted(post, end, side="left"))
-            if cap is not None:
-                lo = max(lo, hi - cap)
-            if hi > lo:
-                parts.append(post[lo:hi])
-        if not parts:
-            return np.zeros(0, dtype=np.int64)
-        rows = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
-        return rows[-limit:] if limit is not None else rows
+        return self.entities.union(list(entities), end, start=start, per_key=per_entity, limit=limit)
 
     def recent_rows(self, end: int, *, start: int = 0, limit: int | None = None) -> np.ndarray:
         """The last ``limit`` rows of ``[start, end)`` (every entity)."""

@@ -3,13 +3,9 @@
 A base model scores every candidate of a query (log-intensity or log-density of the candidate event
 at the query time, from events strictly before it). :func:`rank_candidates` streams over query
 batches and keeps, per query, the top-M candidates and the gold answer's time-aware filtered rank
-over the full candidate set; no dense [queries x candidates] matrix is ever held.
-
-Tie rules (documented, deterministic):
-- top-M order: higher score first; equal scores by lower candidate id first.
-- gold rank: the average ("realistic") rank among tied candidates:
-  ``rank = 1 + #{c : score_c > score_gold} + #{c != gold : score_c == score_gold} / 2``,
-  after removing the other true answers at the same time step (time-aware filter).
+over the full candidate set; no dense [queries x candidates] matrix is ever held. The tie rules are
+those of :mod:`lamp.tpp.ranking`; :class:`~lamp.types.CandidateTable` and ``TIE_RULE`` are re-exported
+here for older imports.
 """
 
 from __future__ import annotations
@@ -18,7 +14,6 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,28 +24,13 @@ from lamp.components import Configurable
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
 from lamp.errors import ConfigError
+from lamp.tpp.factored import rank_relation_object
+from lamp.tpp.ranking import filtered_gold_rank, top_m_of
+from lamp.types import TIE_RULE, CandidateTable
 
 log = logging.getLogger(__name__)
 
-TIE_RULE = "average"
-
-
-@dataclass(frozen=True)
-class CandidateTable:
-    """Top-M candidates per query, with the gold answer's filtered rank over the full candidate set."""
-
-    method: str
-    queries: QuerySet
-    top_m: int
-    candidates: np.ndarray  # [Q, M] int64, best first
-    scores: np.ndarray  # [Q, M] float32
-    gold_rank_filtered: np.ndarray  # [Q] float64, 1-based, average tie rule, time-aware filtered
-
-    def gold_position(self) -> np.ndarray:
-        """0-based position of the gold answer in the top-M, -1 where it is not there."""
-        target = self.queries.frame["target"].to_numpy()[:, None]
-        hit = self.candidates == target
-        return np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+__all__ = ["TIE_RULE", "BaseModel", "CandidateTable", "filtered_gold_rank", "rank_candidates", "top_m_of"]
 
 
 class BaseModel(Configurable, ABC):
@@ -82,96 +62,12 @@ class BaseModel(Configurable, ABC):
     def score(self, log: EventLog, queries: QuerySet, top_m: int, *, batch_size: int = 256,
               progress: bool = False, n_jobs: int | None = None) -> CandidateTable:
         if queries.task == "relation_object":  # R x E candidates: scored factored, see lamp.tpp.factored
-            from lamp.tpp.factored import rank_relation_object
-
             if not hasattr(self, "relation_object_scores"):
                 raise ConfigError(f"base model {self.name!r} cannot score relation_object queries: it has no "
                                   "relation_object_scores method (see lamp.tpp.factored.RelationObjectScorer).")
             return rank_relation_object(self, log, queries, top_m, batch_size=batch_size,  # type: ignore[arg-type]
                                         progress=progress)
         return rank_candidates(self, log, queries, top_m, batch_size=batch_size, progress=progress, n_jobs=n_jobs)
-
-
-def filtered_gold_rank(scores: np.ndarray, queries: QuerySet, positions: np.ndarray) -> np.ndarray:
-    """Average-tie, time-aware filtered rank of each query's gold answer in ``scores`` [B, C].
-
-    ``rank = 1 + #{c : score_c > score_gold} + #{c != gold : score_c == score_gold} / 2`` over the
-    candidates that are not other true answers at the query's time step.
-    """
-    positions = np.asarray(positions, dtype=np.int64)
-    target = queries.frame["target"].to_numpy()[positions]
-    rows = np.arange(len(positions))
-    gold = scores[rows, target]
-    greater = (scores > gold[:, None]).sum(axis=1, dtype=np.int64).astype(np.float64)
-    equal = (scores == gold[:, None]).sum(axis=1, dtype=np.int64).astype(np.float64) - 1.0
-    # the other true answers of each query, gathered as one flat array (no per-query Python loop)
-    starts, ends = queries.filter_ptr[positions], queries.filter_ptr[positions + 1]
-    lengths = ends - starts
-    if lengths.sum():
-        owner = np.repeat(rows, lengths)
-        flat = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
-        ids = queries.filter_ids[flat]
-        keep = ids != target[owner]
-        owner, ids = owner[keep], ids[keep]
-        vals = scores[owner, ids]
-        greater -= np.bincount(owner, weights=vals > gold[owner], minlength=len(rows))
-        equal -= np.bincount(owner, weights=vals == gold[owner], minlength=len(rows))
-    return 1.0 + greater + equal / 2.0
-
-
-def top_m_of(scores: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-m candidate ids and scores per row; ties by lower candidate id (as a stable sort on -score).
-
-    Fast path for wide rows: the m-th largest of per-block maxima is a lower bound ``low`` on each
-    row's m-th largest score, so only candidates above ``low`` (plus the lowest-id candidates equal to
-    it, when fewer than m are above) need sorting. The result equals the stable full sort.
-    Raises ValueError on NaN scores.
-    """
-    n_rows, n_cols = scores.shape
-    m = min(m, n_cols)
-    if m <= 0 or n_rows == 0:
-        return np.zeros((n_rows, max(m, 0)), dtype=np.int64), np.zeros((n_rows, max(m, 0)), dtype=np.float32)
-    if n_cols <= 8 * m:
-        if np.isnan(scores).any():
-            raise ValueError("scores contain NaN")
-        ids = np.argsort(-scores, axis=1, kind="stable")[:, :m].astype(np.int64)
-        return ids, np.take_along_axis(scores, ids, axis=1).astype(np.float32)
-    block = max(1, n_cols // (4 * m))
-    block_max = np.maximum.reduceat(scores, np.arange(0, n_cols, block), axis=1)
-    if np.isnan(block_max).any():  # maximum propagates NaN: the check is free here
-        raise ValueError("scores contain NaN")
-    n_blocks = block_max.shape[1]
-    low = np.partition(block_max, n_blocks - m, axis=1)[:, n_blocks - m]
-    flat = np.flatnonzero(scores > low[:, None])  # 1-D nonzero is much faster than 2-D
-    r_above, c_above = flat // n_cols, flat % n_cols
-    n_above = np.bincount(r_above, minlength=n_rows)
-    parts_r, parts_c = [r_above], [c_above]
-    fill_rows = np.flatnonzero(n_above < m)
-    if fill_rows.size:
-        # fewer than m above ``low``: the m-th largest is ``low`` itself; take the lowest-id ties,
-        # looking at a growing prefix of the row (the ties are usually near its start).
-        need = m - n_above[fill_rows]
-        width = min(n_cols, int(need.max() + n_above[fill_rows].max()) + 64)
-        while True:
-            eq = scores[fill_rows, :width] == low[fill_rows, None]
-            counts = np.cumsum(eq, axis=1)
-            if width == n_cols or bool((counts[:, -1] >= need).all()):
-                break
-            width = min(n_cols, 4 * width)
-        fr, fc = np.nonzero(eq & (counts <= need[:, None]))
-        parts_r.append(fill_rows[fr])
-        parts_c.append(fc)
-    rr, cc = np.concatenate(parts_r), np.concatenate(parts_c)
-    # order by (row, -score, id): entries arrive sorted by (row, id), so two stable sorts suffice
-    order = np.lexsort((cc, rr))
-    rr, cc = rr[order], cc[order]
-    vals = scores[rr, cc]
-    order = np.argsort(-vals, kind="stable")
-    order = order[np.argsort(rr[order], kind="stable")]
-    rr, cc, vals = rr[order], cc[order], vals[order]
-    first = np.searchsorted(rr, np.arange(n_rows))
-    pick = first[:, None] + np.arange(m)[None, :]
-    return cc[pick].astype(np.int64), vals[pick].astype(np.float32)
 
 
 def rank_candidates(model: BaseModel, log: EventLog, queries: QuerySet, top_m: int, *,

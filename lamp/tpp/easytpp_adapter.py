@@ -40,6 +40,7 @@ from lamp.components import make_settings, not_in_key
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
 from lamp.errors import ArtifactError, ConfigError, MissingDependencyError
+from lamp.nn import TrainConfig, TrainReport, resolve_device, run_training, seed_everything
 from lamp.tpp.base import BaseModel, filtered_gold_rank
 from lamp.tpp.sequences import (
     EntityEvents,
@@ -49,7 +50,6 @@ from lamp.tpp.sequences import (
     query_prefixes,
     root_logsumexp,
 )
-from lamp.tpp.training import TrainConfig, TrainReport, resolve_device, run_training, seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ class EasyTPPModel(BaseModel):
         scores = self.log_intensities(log, f["subject"].to_numpy()[pos], f["history_end"].to_numpy()[pos],
                                       f["time"].to_numpy()[pos])
         if queries.task == "predicate":
-            from lamp.tpp.frequency import relation_roots
+            from lamp.tpp.task_history import relation_roots
 
             return root_logsumexp(scores, relation_roots(log), queries.num_candidates).astype(np.float32)
         return scores

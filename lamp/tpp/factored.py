@@ -21,10 +21,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lamp.data.eventlog import EventLog
+from lamp.data.history import Postings, concat_ranges, strictly_before
 from lamp.data.queries import QuerySet
 from lamp.errors import ConfigError
-from lamp.tpp.base import CandidateTable, top_m_of
-from lamp.tpp.frequency import Postings, concat_ranges
+from lamp.tpp.ranking import top_m_of
+from lamp.types import CandidateTable
 
 
 @runtime_checkable
@@ -107,7 +108,7 @@ class SubjectFrequencyScorer:
     def _postings(self, log: EventLog) -> tuple[np.ndarray, Postings, Postings]:
         if self._index is None or self._index[0] != log.fingerprint():
             times = np.unique(log.times)
-            tidx = np.searchsorted(times, log.times).astype(np.int64)
+            tidx = strictly_before(times, log.times).astype(np.int64)
             s = log.subjects.astype(np.int64)
             self._index = (log.fingerprint(), times, Postings.build(s, log.rels.astype(np.int64), tidx, len(times)),
                            Postings.build(s, log.objects.astype(np.int64), tidx, len(times)))
@@ -117,7 +118,7 @@ class SubjectFrequencyScorer:
                                ) -> tuple[np.ndarray, np.ndarray]:
         times, by_rel, by_obj = self._postings(log)
         subj = queries.frame["subject"].to_numpy()[positions].astype(np.int64)
-        cut = np.searchsorted(times, queries.frame["time"].to_numpy()[positions], "left").astype(np.int64)
+        cut = strictly_before(times, queries.frame["time"].to_numpy()[positions]).astype(np.int64)
         out = []
         for post, size in ((by_rel, log.num_relations), (by_obj, log.num_entities)):
             start, end = post.ranges(subj, cut)

@@ -38,12 +38,12 @@ from torch.nn import functional as F
 
 from lamp.components import make_settings, not_in_key
 from lamp.data.eventlog import EventLog
+from lamp.data.history import concat_ranges
 from lamp.data.queries import QuerySet
 from lamp.errors import ArtifactError, ConfigError
+from lamp.nn import TrainConfig, TrainReport, resolve_device, run_training, seed_everything
 from lamp.tpp.base import BaseModel, filtered_gold_rank
-from lamp.tpp.frequency import concat_ranges
 from lamp.tpp.sequences import FeatureIndex, KGBatch, make_kg_batch
-from lamp.tpp.training import TrainConfig, TrainReport, resolve_device, run_training, seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -252,8 +252,8 @@ class KEANHP(BaseModel):
         with torch.no_grad():
             scores = self.net(b).float().cpu().numpy()
         if queries.task == "predicate":
-            from lamp.tpp.frequency import relation_roots
             from lamp.tpp.sequences import root_logsumexp
+            from lamp.tpp.task_history import relation_roots
 
             return root_logsumexp(scores, relation_roots(log), queries.num_candidates).astype(np.float32)
         return scores

@@ -21,7 +21,7 @@ psi), and a relation whose history before t sits in a single step gets Z of one 
 divides by Z = 0 there).
 
 Relation, predicate and type tasks use the same two scores with the keys of
-:mod:`lamp.tpp.frequency` ((s, o) -> r strict, s -> r relaxed; type: s -> r and global), with one
+:mod:`lamp.tpp.task_history` ((s, o) -> r strict, s -> r relaxed; type: s -> r and global), with one
 global lmbda and alpha chosen on valid. ``score_batch`` gives the dense float64 rows; ``rank_batch``
 gives the same top-M and filtered ranks without them (:mod:`lamp.tpp.sparse_ranks`), which is what
 ``score`` uses.
@@ -39,12 +39,13 @@ import numpy as np
 
 from lamp.components import make_settings, not_in_key
 from lamp.data.eventlog import EventLog
+from lamp.data.history import concat_ranges
 from lamp.data.queries import QuerySet
 from lamp.errors import ArtifactError, ConfigError
 from lamp.tpp.base import BaseModel
-from lamp.tpp.frequency import HistoryCache, TaskHistory, concat_ranges, query_keys, sum_by_cell
 from lamp.tpp.recurrency_select import select_hyperparameters
 from lamp.tpp.sparse_ranks import build_parts, decay, psi_normaliser, psi_span
+from lamp.tpp.task_history import HistoryCache, TaskHistory, query_keys, sum_by_cell
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def psi_terms(hist: TaskHistory, strict: np.ndarray, relaxed: np.ndarray, qtimes
     start, end = hist.strict.ranges(strict, cutoffs)
     owner, pos = concat_ranges(start, end)
     d_last, n_steps = psi_span(hist, relaxed, cutoffs, qtimes)
-    d = (qtimes[owner] - hist.times[hist.strict.tidx[pos]]) / hist.step - d_last[owner] - 1.0
+    d = (qtimes[owner] - hist.times[hist.strict.slot[pos]]) / hist.step - d_last[owner] - 1.0
     cells, raw = sum_by_cell(owner, hist.strict.values[pos], decay(lmbda[owner], d), hist.num_values)
     return cells, raw / psi_normaliser(lmbda, n_steps)[cells // hist.num_values]
 

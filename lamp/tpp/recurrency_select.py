@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from lamp.data.queries import QuerySet
-from lamp.tpp.frequency import HistoryCache, TaskHistory
 from lamp.tpp.sparse_ranks import build_parts
+from lamp.tpp.task_history import HistoryCache, TaskHistory
 
 
 def _best_per_group(rr: np.ndarray, groups: np.ndarray, n_groups: int, grid: tuple[float, ...],

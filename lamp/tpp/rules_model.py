@@ -1,7 +1,7 @@
 """``base:rules``: temporal rules (mined on train, thresholds chosen on valid) as a base model.
 
 Scores every candidate of a query by aggregating the rules that fire for it (TLogic-style, see
-:mod:`lamp.abduce.rules.applier`), plus a small documented fallback so candidates no rule reaches
+:mod:`lamp.rules.applier`), plus a small documented fallback so candidates no rule reaches
 do not all tie. Single-step setting: a query's history is every event strictly before its time,
 earlier valid/test events included. Tasks: ``object`` (both directions through inverse relations)
 and ``relation``.
@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from lamp.abduce.rules.applier import ApplyParams, RuleApplier
-from lamp.abduce.rules.miner import MiningConfig, mine_rules
-from lamp.abduce.rules.ruleset import RuleSet
-from lamp.abduce.rules.tuning import TuningGrid, select_params
 from lamp.components import make_settings, not_in_key
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
 from lamp.errors import ArtifactError, ConfigError
+from lamp.rules.applier import ApplyParams, RuleApplier
+from lamp.rules.miner import MiningConfig, mine_rules
+from lamp.rules.ruleset import RuleSet
+from lamp.rules.tuning import TuningGrid, select_params
 from lamp.tpp.base import BaseModel
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class RulesModel(BaseModel):
 
     def score_batch(self, log: EventLog, queries: QuerySet, positions: np.ndarray) -> np.ndarray:
         """Rule score + ``fallback_weight`` x fallback, float32 ``[B, num_candidates]``."""
-        from lamp.abduce.rules._rank_kernels import combine
+        from lamp.rules._rank_kernels import combine
 
         rule, fb = self.applier(log).score_queries(queries, positions, [self.params])
         out = np.empty(fb.shape, dtype=np.float32)

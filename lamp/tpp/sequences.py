@@ -23,42 +23,43 @@ import numpy as np
 import torch
 
 from lamp.data.eventlog import EventLog
-from lamp.tpp.frequency import Postings, concat_ranges
+from lamp.data.history import Postings, concat_ranges, strictly_before
 
 
 @dataclass(frozen=True)
 class EntityEvents:
-    """Events grouped by entity, time-ordered within an entity.
+    """Events grouped by entity, time-ordered within an entity: a view of :class:`Postings` keyed by
+    entity over log rows, with the columns sequence models read.
 
     ``directed=False``: an entity's sequence holds the events where it is the subject (type =
     relation). ``directed=True``: also those where it is the object, as inverse relations ``r + R``
     with the subject as the other entity (what KG models attend over).
     """
 
-    comp: np.ndarray  # int64 entity * n_rows + row, ascending
+    postings: Postings  # key = entity, slot = log row, value = the entry's position in the edges
     row: np.ndarray  # int64 log row of each entry
     rel: np.ndarray  # int64 relation (r, or r + R for the object role)
     other: np.ndarray  # int64 other entity (-1 when the log has no objects)
     time: np.ndarray  # float64
-    n_rows: int
     fingerprint: str
 
     @classmethod
     def build(cls, log: EventLog, *, end: int | None = None, directed: bool = False) -> EntityEvents:
         """Index rows ``[0, end)`` of ``log`` (all rows when ``end`` is None)."""
-        end = len(log) if end is None else int(end)
-        s, r, o = (a[:end].astype(np.int64) for a in (log.subjects, log.rels, log.objects))
-        t, rows = log.times[:end].astype(np.float64), np.arange(end, dtype=np.int64)
-        ent, rel, other, tt, rr = s, r, o, t, rows
-        if directed:
-            has = o >= 0
-            ent = np.concatenate([s, o[has]])
-            rel = np.concatenate([r, r[has] + log.num_relations])
-            other = np.concatenate([o, s[has]])
-            tt, rr = np.concatenate([t, t[has]]), np.concatenate([rows, rows[has]])
-        comp = ent * len(log) + rr
-        order = np.argsort(comp, kind="stable")
-        return cls(comp[order], rr[order], rel[order], other[order], tt[order], len(log), log.fingerprint())
+        edges = log.edges(end, inverse=directed)
+        post = Postings.build(edges.src, np.arange(len(edges)), edges.row, len(log))
+        e = post.values
+        return cls(post, edges.row[e], edges.rel[e], edges.dst[e], edges.time[e], log.fingerprint())
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the log the events were cut from."""
+        return self.postings.n_slots
+
+    @property
+    def entity(self) -> np.ndarray:
+        """int64 entity of each entry (ascending)."""
+        return self.postings.keys
 
     def last_k(self, entities: np.ndarray, history_end: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The (up to) ``k`` most recent entries of each entity with row < its ``history_end``.
@@ -66,13 +67,7 @@ class EntityEvents:
         Returns ``idx [B, k]`` (entry positions, oldest first, left-aligned, -1 after the last real
         one) and ``n [B]`` (how many are real). Rows >= history_end are never returned.
         """
-        base = np.asarray(entities, dtype=np.int64) * self.n_rows
-        stop = np.searchsorted(self.comp, base + np.asarray(history_end, dtype=np.int64), "left")
-        first = np.searchsorted(self.comp, base, "left")
-        n = np.minimum(stop - first, k)
-        cols = np.arange(k)
-        idx = (stop - n)[:, None] + cols[None, :]
-        return np.where(cols[None, :] < n[:, None], idx, -1), n
+        return self.postings.last_k(entities, history_end, k)
 
 
 @dataclass(frozen=True)
@@ -101,7 +96,7 @@ class Windows:
 
 def mean_group_gap(events: EntityEvents) -> float:
     """Mean positive gap between consecutive time groups of the same entity (a time scale; 1.0 if none)."""
-    ent = events.comp // events.n_rows
+    ent = events.entity
     same = ent[1:] == ent[:-1]
     d = np.diff(events.time)[same]
     d = d[d > 0]
@@ -118,7 +113,7 @@ def build_windows(events: EntityEvents, num_types: int, length: int, overlap: in
     if not 0 <= overlap < length:
         raise ValueError(f"overlap must be in [0, length), got overlap={overlap}, length={length}")
     stride = length - overlap
-    ent = events.comp // events.n_rows
+    ent = events.entity
     bounds = np.flatnonzero(np.diff(ent)) + 1
     starts, ends = np.concatenate([[0], bounds]), np.concatenate([bounds, [len(ent)]])
     wins: list[tuple[int, int]] = []  # (global start, count)
@@ -242,16 +237,14 @@ class FeatureIndex:
     @classmethod
     def build(cls, log: EventLog, task: str, *, end: int | None, max_relaxed: int) -> FeatureIndex:
         end = len(log) if end is None else int(end)
-        t, s, r, o = log.times[:end], *(a[:end].astype(np.int64) for a in (log.subjects, log.rels, log.objects))
+        e = log.edges(end, inverse=task == "object")
         R, E = log.num_relations, log.num_entities
         if task == "object":
-            t = np.concatenate([t, t])
-            s, r, o = np.concatenate([s, o]), np.concatenate([r, r + R]), np.concatenate([o, s])
-            strict, relaxed, values, n_values = s * 2 * R + r, s, o, E
+            strict, relaxed, values, n_values = e.src * 2 * R + e.rel, e.src, e.dst, E
         else:
-            strict, relaxed, values, n_values = s * E + o, s, r, R
-        times = np.unique(t)
-        tidx = np.searchsorted(times, t).astype(np.int64)
+            strict, relaxed, values, n_values = e.src * E + e.dst, e.src, e.rel, R
+        times = np.unique(e.time)
+        tidx = strictly_before(times, e.time).astype(np.int64)
         step = float(log.time_spec.granularity) if log.time_spec.granularity > 0 else 1.0
         return cls(task, log.fingerprint(), end, E, R, n_values, times, step,
                    Postings.build(strict, values, tidx, len(times)), Postings.build(relaxed, values, tidx, len(times)),
@@ -259,19 +252,17 @@ class FeatureIndex:
 
     def train_examples(self, log: EventLog, end: int) -> dict[str, np.ndarray]:
         """One example per train event (object task: both directions), history = earlier train rows."""
-        t, s, r, o = log.times[:end], *(a[:end].astype(np.int64) for a in (log.subjects, log.rels, log.objects))
-        h = np.searchsorted(t, t, "left").astype(np.int64)
-        none = np.full(end, -1, np.int64)
+        e = log.edges(end, inverse=self.task == "object")
+        h = strictly_before(e.time[: end], e.time).astype(np.int64)  # the first ``end`` edges are rows 0..end-1
+        none = np.full(len(e), -1, np.int64)
         if self.task == "object":
-            return {"s": np.concatenate([s, o]), "r": np.concatenate([r, r + self.num_relations]),
-                    "o": np.concatenate([none, none]), "time": np.concatenate([t, t]),
-                    "history_end": np.concatenate([h, h]), "target": np.concatenate([o, s])}
-        return {"s": s, "r": none, "o": o, "time": t, "history_end": h, "target": r}
+            return {"s": e.src, "r": e.rel, "o": none, "time": e.time, "history_end": h, "target": e.dst}
+        return {"s": e.src, "r": none, "o": e.dst, "time": e.time, "history_end": h, "target": e.rel}
 
     def _entries(self, post: Postings, keys: np.ndarray, qtimes: np.ndarray, limit: int | None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per (query, value) seen under the key before the query: count, share and steps since last."""
-        start, end = post.ranges(keys, np.searchsorted(self.times, qtimes, "left").astype(np.int64))
+        start, end = post.ranges(keys, strictly_before(self.times, qtimes).astype(np.int64))
         if limit:
             start = np.maximum(start, end - limit)
         owner, pos = concat_ranges(start, end)
@@ -280,7 +271,7 @@ class FeatureIndex:
         last = pos[::-1][first]
         own, val = uniq // self.num_values, uniq % self.num_values
         total = np.maximum(end - start, 1)[own]
-        delta = (qtimes[own] - self.times[post.tidx[last]]) / self.step
+        delta = (qtimes[own] - self.times[post.slot[last]]) / self.step
         return own, val, count.astype(np.float64), count / total, delta
 
     def features(self, q: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

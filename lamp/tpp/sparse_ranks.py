@@ -18,8 +18,9 @@ from functools import partial
 
 import numpy as np
 
+from lamp.data.history import concat_ranges
 from lamp.data.queries import QuerySet
-from lamp.tpp.frequency import HistoryCache, TaskHistory, concat_ranges, query_keys
+from lamp.tpp.task_history import HistoryCache, TaskHistory, query_keys
 
 
 def psi_normaliser(lmbda: np.ndarray, n_steps: np.ndarray) -> np.ndarray:
@@ -41,8 +42,8 @@ def psi_span(hist: TaskHistory, relaxed: np.ndarray, cut: np.ndarray, qtimes: np
     """Per query: steps since its relaxed key's last event, and the span of that key's history in steps."""
     r_start, r_end = hist.relaxed.ranges(relaxed, cut)
     has = r_end > r_start
-    first = hist.times[hist.relaxed.tidx[np.where(has, r_start, 0)]]
-    last = hist.times[hist.relaxed.tidx[np.where(has, r_end - 1, 0)]]
+    first = hist.times[hist.relaxed.slot[np.where(has, r_start, 0)]]
+    last = hist.times[hist.relaxed.slot[np.where(has, r_end - 1, 0)]]
     return (qtimes - last) / hist.step, np.where(has, np.rint((last - first) / hist.step), 0.0)
 
 
@@ -216,7 +217,7 @@ def build_parts(hist: TaskHistory, cache: HistoryCache, queries: QuerySet, pos: 
     start, end = hist.strict.ranges(strict, cut)
     owner, ppos = concat_ranges(start, end)
     d_last, n_steps = psi_span(hist, relaxed, cut, qtimes)
-    entry_d = (qtimes[owner] - hist.times[hist.strict.tidx[ppos]]) / hist.step - d_last[owner] - 1.0
+    entry_d = (qtimes[owner] - hist.times[hist.strict.slot[ppos]]) / hist.step - d_last[owner] - 1.0
     entry_index = None
     if np.array_equal(entry_d, np.rint(entry_d)) and np.abs(entry_d).max(initial=0) < 2**24:
         entry_d = entry_d.astype(np.float32)  # integral step counts: exact in float32, half the memory

@@ -1,4 +1,4 @@
-"""PMI scoring (lamp.abduce.likelihood): the arithmetic against a fake log-likelihood, then the real
+"""PMI scoring (lamp.llm.likelihood, lamp.abduce.likelihood, lamp.retrieval.pmi): the arithmetic against a fake log-likelihood, then the real
 SmolLM2 scorer, the ``pmi`` abducer over mined rules and the PMI retrieval re-scorer on ICEWS14."""
 
 from __future__ import annotations
@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from lamp.abduce.base import build_abducer
-from lamp.abduce.likelihood import PMIAbducer, PMIRescorer, PMIScorer
+from lamp.abduce.likelihood import PMIAbducer
 from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
+from lamp.llm.likelihood import PMIScorer
+from lamp.retrieval.pmi import PMIRescorer
 from lamp.types import AbductionRequest, AbductionResult, CauseEvent, Evidence
 
 

@@ -13,9 +13,10 @@ from test_rules_synth import ALL, planted_log
 from lamp.abduce.base import build_abducer
 from lamp.abduce.combined import LLMRulesAbducer, match_level
 from lamp.abduce.quality import abduction_quality
-from lamp.abduce.rules import RulesAbducer, RuleSet, mine_rules
+from lamp.abduce.rules import RulesAbducer
 from lamp.data.eventlog import EventLog, Vocab
 from lamp.errors import ArtifactError, ConfigError, LeakageError
+from lamp.rules import RuleSet, mine_rules
 from lamp.types import AbductionRequest, AbductionResult, CauseEvent
 
 PARAMS = {"min_support": 1, "min_confidence": 0.0, "max_length2": 99}

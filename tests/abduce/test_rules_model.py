@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from test_rules_synth import random_log
 
-from lamp.abduce.rules import ApplyParams, RuleApplier, TuningGrid, evaluate_params, mine_rules
 from lamp.data.queries import make_queries
 from lamp.errors import ArtifactError, ConfigError, LeakageError
+from lamp.rules import ApplyParams, RuleApplier, TuningGrid, evaluate_params, mine_rules
 from lamp.tpp.base import filtered_gold_rank, rank_candidates
 from lamp.tpp.rules_model import RulesModel
 

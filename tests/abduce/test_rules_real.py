@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lamp.abduce.rules import ApplyParams, MiningConfig, RuleApplier, RulesAbducer, RuleSet, mine_rules
+from lamp.abduce.rules import RulesAbducer
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import make_queries
 from lamp.errors import LeakageError
+from lamp.rules import ApplyParams, MiningConfig, RuleApplier, RuleSet, mine_rules
 from lamp.types import AbductionRequest
 
 COLS = ("head", "body1", "body2", "rule_support", "body_support")

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lamp.abduce.rules import ApplyParams, MiningConfig, RuleApplier, RuleSet, mine_rules
 from lamp.data.eventlog import EventLog, TimeSpec, build_event_log
 from lamp.errors import ConfigError
+from lamp.rules import ApplyParams, MiningConfig, RuleApplier, RuleSet, mine_rules
 
 Event = tuple[int, int, int, float]  # subject, relation, object, time
 

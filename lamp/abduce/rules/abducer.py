@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamp.abduce.rules.applier import Application, ApplyParams, RuleApplier
-from lamp.abduce.rules.miner import MiningConfig, mine_rules
-from lamp.abduce.rules.ruleset import RuleSet
 from lamp.components import Configurable, file_digest, load_settings, make_settings, not_in_key, save_settings
 from lamp.data.eventlog import EventLog
 from lamp.data.render import render_event, render_row
 from lamp.errors import ConfigError, LeakageError
+from lamp.rules.applier import Application, ApplyParams, RuleApplier
+from lamp.rules.miner import MiningConfig, mine_rules
+from lamp.rules.ruleset import RuleSet
 from lamp.types import AbductionRequest, AbductionResult, CauseEvent
 
 logger = logging.getLogger(__name__)

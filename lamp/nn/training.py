@@ -1,4 +1,4 @@
-"""A small training loop shared by the neural base models (lamp.tpp) and the ranker (lamp.rank).
+"""The training loop shared by the neural base models (lamp.tpp) and the energy ranker (lamp.rank).
 
 What it does, and nothing more: seeding, one optimiser step per batch with optional gradient clipping,
 an optional tqdm bar, one validation number per epoch, early stopping on that number, and restoring
@@ -28,8 +28,6 @@ from tqdm.auto import tqdm
 from lamp.errors import ConfigError
 
 logger = logging.getLogger(__name__)
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -91,18 +89,6 @@ def seed_everything(seed: int) -> torch.Generator:
     gen = torch.Generator()
     gen.manual_seed(seed)
     return gen
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"``: the GPU when torch sees one, else the CPU; ``"cpu"``/``"cuda"``/``"cuda:N"`` as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu" or device.startswith("cuda"):
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"device={device!r} was requested but torch sees no CUDA GPU. "
-                              "Use device='auto' or device='cpu'.")
-        return torch.device(device)
-    raise ConfigError(f"Unknown device {device!r}. Valid choices are: {', '.join(DEVICES)} (or cuda:N).")
 
 
 def state_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lamp.abduce.rules._jit import jit
+from lamp.rules._jit import jit
 
 
 @jit

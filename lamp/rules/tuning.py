@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from lamp.abduce.rules._rank_kernels import filtered_ranks
-from lamp.abduce.rules.applier import ApplyParams, RuleApplier
 from lamp.data.queries import QuerySet
+from lamp.rules._rank_kernels import filtered_ranks
+from lamp.rules.applier import ApplyParams, RuleApplier
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ kernel walks all triples (and triple pairs for length 2) once, so the confidence
 not estimates, and no rule with enough support is missed. Kernels for different first relations run
 in threads (they release the GIL).
 
->>> from lamp.abduce.rules import MiningConfig, mine_rules
+>>> from lamp.rules import MiningConfig, mine_rules
 >>> rules = mine_rules(log, MiningConfig(lengths=(1, 2)))       # doctest: +SKIP
 >>> print(rules.verbalize(int(rules.top(1)[0]), log))           # doctest: +SKIP
 """
@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from lamp.abduce.rules.index import EdgeIndex, build_index
-from lamp.abduce.rules.ruleset import RuleSet, relations_fingerprint
 from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
+from lamp.rules.index import EdgeIndex, build_index
+from lamp.rules.ruleset import RuleSet, relations_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def mine_rules(log: EventLog, config: MiningConfig | None = None, *, index: Edge
     do1, do2 = 1 in cfg.lengths, 2 in cfg.lengths
 
     def slab(r1: int) -> tuple[np.ndarray, ...]:
-        from lamp.abduce.rules._mine_kernels import mine_slab
+        from lamp.rules._mine_kernels import mine_slab
 
         a_tris = by_rel[rel_ptr[r1]:rel_ptr[r1 + 1]]
         body1, rule1, body2, rule2 = mine_slab(a_tris, R2, log.num_entities, window, do1, do2, max_len, *idx.arrays())

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lamp.abduce.rules._jit import jit, lower_bound, upper_bound
+from lamp.rules._jit import jit, lower_bound, upper_bound
 
 
 @jit

@@ -1,6 +1,8 @@
 """A compact temporal index over the events of a log, with inverse edges, for mining and applying rules.
 
-Every event ``(s, r, o, t)`` is stored twice, as ``(s, r, o)`` and ``(o, r + R, s)``. Distinct
+A view of the log's edges (:meth:`lamp.data.eventlog.EventLog.edges`: every event ``(s, r, o, t)``
+as ``(s, r, o)`` and ``(o, r + R, s)``) in the layout the numba kernels read; they cut each triple's
+times with ``lower_bound(times, t)``, the cutoff of :func:`lamp.data.history.strictly_before`. Distinct
 ``(src, rel, dst)`` triples are sorted by ``(src, rel, dst)``; each owns a time-sorted slice of
 ``times``/``rows`` (``rows``: the event's row in the log). Pairs ``(src, dst)`` list their triples by
 latest time first, which lets the miner stop early. No dense ``entities x relations`` array is built.
@@ -53,15 +55,12 @@ def build_index(log: EventLog, end: int | None = None) -> EdgeIndex:
     """Index log rows ``[0, end)`` (default: all rows). Rows must be time-sorted, as an EventLog is."""
     end = len(log) if end is None else int(end)
     R, E = log.num_relations, log.num_entities
-    s = log.subjects[:end].astype(np.int64)
-    r = log.rels[:end].astype(np.int64)
-    o = log.objects[:end].astype(np.int64)
-    t = log.times[:end].astype(np.float64)
-    rows = np.arange(end, dtype=np.int64)
-    src, rel, dst = np.concatenate([s, o]), np.concatenate([r, r + R]), np.concatenate([o, s])
-    tt, rr = np.concatenate([t, t]), np.concatenate([rows, rows])
-    ok = dst >= 0  # sequence data (object == -1) has no edges
-    src, rel, dst, tt, rr = src[ok], rel[ok], dst[ok], tt[ok], rr[ok]
+    e = log.edges(end)
+    cols: tuple[np.ndarray, ...] = (e.src, e.rel, e.dst, e.time, e.row)
+    if (e.dst < 0).any():  # sequence data (object == -1) has no edges
+        cols = tuple(c[e.dst >= 0] for c in cols)
+    src, rel, dst, tt, rr = cols
+    del e, cols
     order = np.lexsort((rr, tt, dst, rel, src))
     src, rel, dst, tt, rr = src[order], rel[order], dst[order], tt[order], rr[order]
     key = (src * (2 * R) + rel) * E + dst

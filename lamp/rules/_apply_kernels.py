@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lamp.abduce.rules._jit import jit, lower_bound, upper_bound
+from lamp.rules._jit import jit, lower_bound, upper_bound
 
 NOISY_OR, MAX = 0, 1
 

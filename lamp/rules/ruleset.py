@@ -167,13 +167,13 @@ class RuleSet:
             if rel_fp != relations_fingerprint(log):
                 raise ConfigError(f"these rules were mined on the relations of {self.provenance.get('dataset')!r}, "
                                   f"but the log {log.name!r} has other relation names. Fix: mine the rules on this log "
-                                  "(lamp.abduce.rules.mine_rules).")
+                                  "(lamp.rules.mine_rules).")
             return
         fp = self.provenance.get("fingerprint")
         if fp is not None and fp != log.fingerprint():
             raise ConfigError(f"these rules were mined on data with fingerprint {fp} ({self.provenance.get('dataset')}),"
                               f" but the log {log.name!r} has fingerprint {log.fingerprint()}. "
-                              "Fix: mine the rules on this log (lamp.abduce.rules.mine_rules).")
+                              "Fix: mine the rules on this log (lamp.rules.mine_rules).")
         if log.num_relations != self.num_relations:
             raise ConfigError(f"the rules know {self.num_relations} relations, the log {log.name!r} has "
                               f"{log.num_relations}. Fix: mine the rules on this log.")

@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from lamp.abduce.rules import _apply_kernels as K
-from lamp.abduce.rules.index import EdgeIndex, build_index
-from lamp.abduce.rules.ruleset import RuleSet
 from lamp.data.eventlog import EventLog
+from lamp.data.history import strictly_before
 from lamp.data.queries import QuerySet
 from lamp.errors import ConfigError, LeakageError
+from lamp.rules import _apply_kernels as K
+from lamp.rules.index import EdgeIndex, build_index
+from lamp.rules.ruleset import RuleSet
 
 AGGREGATIONS = {"noisy_or": K.NOISY_OR, "max": K.MAX}
 
@@ -123,7 +124,7 @@ class RuleApplier:
         if "last_time" not in self.rules.provenance:
             raise LeakageError("this rule set does not record the last event time it was mined on "
                                "(provenance['last_time']), so no query can be shown to come after it. "
-                               "Fix: mine it with lamp.abduce.rules.mine_rules, which records it.")
+                               "Fix: mine it with lamp.rules.mine_rules, which records it.")
         if len(t) and float(np.min(t)) <= self.rules.last_time:
             raise LeakageError(
                 f"a query at time {float(np.min(t)):g} is not after the last event the rules were mined on "
@@ -185,7 +186,7 @@ class RuleApplier:
             lo, hi = ix.src_ptr[s[b]], ix.src_ptr[s[b] + 1]
             tri = np.arange(lo, hi)[(ix.tri_dst[lo:hi] == o[b]) & (ix.tri_rel[lo:hi] < R)]
             for a in tri:
-                n[b, ix.tri_rel[a]] = np.searchsorted(ix.times[ix.tri_ptr[a]:ix.tri_ptr[a + 1]], t[b], side="left")
+                n[b, ix.tri_rel[a]] = strictly_before(ix.times[ix.tri_ptr[a]:ix.tri_ptr[a + 1]], t[b])
         return (0.5 * n / (1.0 + n) + 0.5 * self._relation_prior[None, :]).astype(np.float32)
 
     def score_queries(self, queries: QuerySet, positions: np.ndarray, params: Sequence[ApplyParams]
@@ -245,10 +246,10 @@ def _train_priors(log: EventLog, rules: RuleSet) -> tuple[np.ndarray, np.ndarray
     """Train object distribution per query-space relation [2R, E] and relation distribution [R]."""
     end = int(rules.provenance.get("end_row", log.split_ends[0]))
     R, E = log.num_relations, log.num_entities
-    s, r, o = log.subjects[:end], log.rels[:end].astype(np.int64), log.objects[:end]
+    e = log.edges(end)
+    ok = e.dst >= 0
     counts = np.zeros((2 * R, E), dtype=np.float32)
-    np.add.at(counts, (r, o), 1.0)
-    np.add.at(counts, (r + R, s), 1.0)
+    np.add.at(counts, (e.rel[ok], e.dst[ok]), 1.0)
     counts /= np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
-    rel = np.bincount(r, minlength=R).astype(np.float32)
+    rel = np.bincount(e.rel[~e.inverse], minlength=R).astype(np.float32)
     return counts, rel / max(float(rel.sum()), 1.0)
