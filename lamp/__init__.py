@@ -13,7 +13,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Pipeline", "__version__", "load_dataset", "run"]
+__all__ = ["Pipeline", "__version__", "load_dataset", "named_events", "run"]
 
 
 def __getattr__(name: str) -> Any:
@@ -36,3 +36,11 @@ def load_dataset(name_or_path: str, **kwargs: Any) -> Any:
     from lamp.data.load import load_dataset as _load
 
     return _load(name_or_path, **kwargs)
+
+
+def named_events(log: Any, split: str | None = None) -> Any:
+    """A log's events (or one split's) as a table of names and dates, the form ``Pipeline.observe`` takes; see
+    :func:`lamp.pipeline.history.named_events`."""
+    from lamp.pipeline.history import named_events as _named
+
+    return _named(log, split)

@@ -69,3 +69,17 @@ class LeakageError(LampError):
 
 class ArtifactError(LampError):
     """A saved artifact or checkpoint is missing, corrupt or from an incompatible version."""
+
+
+class RequestError(ConfigError):
+    """A query or a batch of events given to a fitted pipeline is invalid. ``field`` names the offending
+    field (``subject``, ``relation``, ``object``, ``time``, ``top_m``) and ``row`` the event's 0-based position
+    in its batch, when there is one; the message says what was given, what was expected and the fix."""
+
+    def __init__(self, message: str, *, field: str | None = None, row: int | None = None,
+                 fix: str | None = None) -> None:
+        where = (f"event {row}, " if row is not None else "") + (f"field {field!r}: " if field else "")
+        super().__init__(where + message + (f" Fix: {fix}" if fix else ""))
+        self.field = field
+        self.row = row
+        self.fix = fix

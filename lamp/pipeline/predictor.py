@@ -1,19 +1,22 @@
 """``lamp.Pipeline``: a trained predictor to embed in a forecasting pipeline.
 
 >>> import lamp
->>> log = lamp.load_dataset("icews14")                                              # doctest: +SKIP
->>> pipe = lamp.Pipeline.fit(log, abducer="rules", retriever="fuzzy", n_valid_queries=100)  # doctest: +SKIP
->>> pred = pipe.predict(history, subject="Barack Obama", relation="Impose sanctions", time="2014-03-17")  # doctest: +SKIP
->>> pred.candidates[0].entity, pred.candidates[0].evidence[:1]                      # doctest: +SKIP
->>> pipe.save("obama.lamp"); pipe = lamp.Pipeline.load("obama.lamp")                # doctest: +SKIP
+>>> log = lamp.load_dataset("icews14")                                                 # doctest: +SKIP
+>>> pipe = lamp.Pipeline.fit(log.head(log.split_range("test")[0]), abducer="rules", retriever="fuzzy")  # doctest: +SKIP
+>>> pipe.observe(lamp.named_events(log, "test").query("time < '2014-12-19'"))          # doctest: +SKIP
+>>> pred = pipe.predict("Barack Obama", "Impose embargo, boycott, or sanctions", "2014-12-19")  # doctest: +SKIP
+>>> pred.candidates[0].entity, pred.ranking, pred.candidates[0].evidence[:1]           # doctest: +SKIP
+>>> pipe.save("icews14.lamp"); pipe = lamp.Pipeline.load("icews14.lamp")                # doctest: +SKIP
 
 ``fit`` trains every stage on one dataset: the base model on its train split, the ranker on a seeded
-sample of its valid queries (abduction and retrieval run on those queries only). ``predict`` answers
-one object query ``(subject, relation, ?, time)`` against a history the caller gives (an EventLog or
-a table of named events), with, for each of the top-M candidates, the abduced causes and the real
-past events that support them: the explanation of the ranking.
+sample of its valid queries (abduction and retrieval run on those queries only), and keeps the log's
+events as the pipeline's history (:mod:`lamp.pipeline.history`). ``observe`` adds new events to it;
+``predict`` answers one object query ``(subject, relation, ?, time)`` from the events of the history
+strictly before ``time`` (or, with ``history=``, from a table or EventLog the caller gives instead), with,
+for each of the top-M candidates, the abduced causes and the real past events that support them, and
+whether the scores could tell the candidates apart at all (:mod:`lamp.pipeline.prediction`).
 
-What the history may hold:
+What a history may hold:
 
 - Only events strictly before the query time are used; later ones are ignored and counted
   (``Prediction.ignored_future``), so a caller can pass a whole live feed.
@@ -22,11 +25,18 @@ What the history may hold:
   "unknown entity" embedding. Base models with a learned entity table (``ke_anhp``, easy-tpp) cannot
   score them: ``predict`` raises a ConfigError naming them.
 - Relations unseen in training have no learned parameters anywhere: their events are dropped and
-  counted (``Prediction.dropped_unseen_relation``); a query with such a relation is a ConfigError.
+  counted (``ObserveReport.dropped_unseen_relation``, ``Prediction.dropped_unseen_relation``); a query
+  with such a relation is a :class:`~lamp.errors.RequestError`.
+
+Threads: ``predict`` and ``observe`` may be called from several threads. Predictions run one at a time
+(the components keep per-history indices and were not written for concurrent use), each from the
+history as it was when it started; ``observe`` checks a batch and builds the new history without
+blocking predictions, then swaps it in and builds its indices before the next prediction runs.
 
 ``save`` writes a versioned folder (``pipeline.json``, ``vocab.json``, the base model's checkpoint,
-mined rules or LLM demonstrations, the ranker's safetensors); no pickle anywhere, and no secret: an
-LLM is stored as its config (an API key is only ever named by its environment variable).
+mined rules or LLM demonstrations, the ranker's safetensors, the history as Parquet); no pickle
+anywhere, and no secret: an LLM is stored as its config (an API key is only ever named by its
+environment variable).
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -48,88 +59,27 @@ import pandas as pd
 import lamp
 from lamp.data.eventlog import EventLog, Vocab
 from lamp.data.queries import QuerySet, make_queries
-from lamp.data.render import SEP, render_event
-from lamp.errors import ArtifactError, ConfigError
+from lamp.data.render import render_event
+from lamp.errors import ArtifactError, ConfigError, RequestError
 from lamp.pipeline.config import Component, PipelineConfig, default_artifacts_dir, default_llm
 from lamp.pipeline.config import as_component as _component
-from lamp.tpp.base import BaseModel
-from lamp.types import CauseEvent
+from lamp.pipeline.history import History, ObserveReport, encode_events, history_log, to_time
+from lamp.pipeline.prediction import CandidatePrediction, EvidenceEvent, Prediction, tie_report
+from lamp.tpp.base import BaseModel, CandidateTable, top_m_of
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "lamp-pipeline"
-FORMAT_VERSION = 2  # 2: each component saves itself in its own subfolder
+FORMAT_VERSION = 3  # 2: each component saves itself in its own subfolder; 3: the kept history (history/)
 _SECRET_HINTS = ("api_key", "token", "password", "secret")
-
-
-@dataclass(frozen=True)
-class EvidenceEvent:
-    """A real past event that supports a candidate (found by the retriever)."""
-
-    row: int
-    date: str
-    subject: str
-    relation: str
-    object: str
-    score: float
-
-
-@dataclass(frozen=True)
-class CandidatePrediction:
-    """One of the top-M candidates: where the base model and lamp put it, and why."""
-
-    rank: int  # 1-based, after the ranker
-    entity: str
-    event: str  # the candidate event as text (render_event)
-    base_rank: int  # 1-based, the base model's order
-    base_score: float
-    energy: float | None  # the ranker's energy (lower = more plausible); None without a ranker
-    causes: tuple[CauseEvent, ...]
-    evidence: tuple[EvidenceEvent, ...]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The ranked candidates of one query, best first, with the history actually used."""
-
-    subject: str
-    relation: str
-    time: float
-    date: str
-    candidates: tuple[CandidatePrediction, ...]
-    history_events: int
-    ignored_future: int = 0
-    dropped_unseen_relation: int = 0
-    unseen_entities: tuple[str, ...] = ()
-    ranker_used: bool = True
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per candidate (rank, entity, base rank and score, energy, causes and evidence as text)."""
-        return pd.DataFrame([{
-            "rank": c.rank, "entity": c.entity, "event": c.event, "base_rank": c.base_rank,
-            "base_score": c.base_score, "energy": c.energy, "n_causes": len(c.causes),
-            "causes": " || ".join(SEP.join((x.subject, x.relation, x.object)) for x in c.causes),
-            "evidence": " || ".join(SEP.join((e.date, e.subject, e.relation, e.object)) for e in c.evidence),
-        } for c in self.candidates])
-
-    def explain(self, top: int = 3) -> str:
-        """A readable explanation of the first ``top`` candidates."""
-        lines = [f"Query: {SEP.join((self.date, self.subject, self.relation, '?'))}  "
-                 f"({self.history_events} history events before it)"]
-        for c in self.candidates[:top]:
-            lines.append(f"{c.rank}. {c.entity}  (base rank {c.base_rank}, score {c.base_score:.3f}"
-                         + (f", energy {c.energy:.3f})" if c.energy is not None else ")"))
-            lines += [f"   cause: {SEP.join((x.subject, x.relation, x.object))}" for x in c.causes[:3]]
-            lines += [f"   evidence: {SEP.join((e.date, e.subject, e.relation, e.object))}  ({e.score:.2f})"
-                      for e in c.evidence[:3]]
-        return "\n".join(lines)
+__all__ = ["CandidatePrediction", "EvidenceEvent", "ObserveReport", "Pipeline", "Prediction"]
 
 
 @dataclass
 class Pipeline:
-    """A fitted predictor: vocabulary, base model, one abducer, a retriever and the ranker."""
+    """A fitted predictor: vocabulary, base model, one abducer, a retriever, the ranker and the history."""
 
-    entities: Vocab
+    entities: Vocab  # the training vocabulary (what the base model and the ranker learned)
     relations: Vocab
     time_spec: Any
     base_model: BaseModel
@@ -140,6 +90,9 @@ class Pipeline:
     config: dict[str, Any]
     fit_info: dict[str, Any] = field(default_factory=dict)
     dataset_meta: dict[str, Any] = field(default_factory=dict)
+    history: History | None = None  # the kept history (None: predict needs history=)
+    _lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)  # the components, one user at a time
+    _observing: Any = field(default_factory=threading.Lock, repr=False, compare=False)  # one observe at a time
 
     # -- training --------------------------------------------------------------------------------------
     @classmethod
@@ -200,134 +153,144 @@ class Pipeline:
             the_ranker = ranked.model
             info["ranker"] = {f"valid_{k}" if k.startswith("stop_") else k: v for k, v in ranked.info.items()
                               if k != "curve" and not k.startswith("test_") and not k.startswith("_")}
-        inner: Any = getattr(the_abducer, "llm", the_abducer)
-        if hasattr(inner, "demonstrations"):  # an LLM abducer keeps its train demonstrations for predict()
-            inner.fixed_demonstrations = list(inner.demonstrations(log))
+        _keep_fitted_state(the_abducer, log)
         config = {"task": "object", "top_m": top_m, "seed": seed, "base_model": fitted.model.name,
                   "abducer": ab.name, "retriever": comps.retriever.name,
                   "ranker": None if ranker_comp is None else ranker_comp.name, "llm": _public_llm(llm_cfg)}
         meta = {"name": log.name, "fingerprint": log.fingerprint(), "events": len(log),
                 **{k: v for k, v in log.meta.items() if k in ("relation_root", "cameo_roots")}}
+        meta = _jsonable(meta)
         return cls(log.entities, log.relations, log.time_spec, fitted.model, the_abducer, comps.retriever,
-                   the_ranker, top_m, config, _jsonable(info), _jsonable(meta))
+                   the_ranker, top_m, config, _jsonable(info), meta, History.from_log(log, meta))
+
+    # -- the kept history ------------------------------------------------------------------------------
+    def observe(self, events: pd.DataFrame | EventLog) -> ObserveReport:
+        """Add ``events`` (a table of named events, or an EventLog) to the kept history.
+
+        The batch is checked whole first (a :class:`~lamp.errors.RequestError` leaves the history as it was);
+        entities unseen so far get new ids, events with relations unseen in training are dropped and counted,
+        exact duplicates of kept events are dropped and counted, and an event earlier than the newest kept
+        one refuses the batch (the policy is in :mod:`lamp.pipeline.history`). Predictions that started
+        before the new history is swapped in answer from the old one.
+        """
+        with self._observing:
+            new, report = self._kept().observe(events)
+            if report.added:
+                with self._lock:  # the indices of the new history are built before the next prediction runs
+                    self.history = new
+                    self.warm_up()
+        logger.info("observed %d events (%d duplicates, %d with unseen relations dropped); history: %d events, "
+                    "newest %s", report.added, report.duplicates, report.dropped_unseen_relation,
+                    report.history_events, report.newest)
+        return report
+
+    def warm_up(self) -> None:
+        """Build the kept history's indices now (one prediction just after its newest event), so the next
+        prediction does not pay for them."""
+        h = self.history
+        if h is None or not len(h.log):
+            return
+        s, r = int(h.log.subjects[-1]), int(h.log.rels[-1])
+        t = float(h.log.times[-1]) + float(self.time_spec.granularity or 1.0)
+        with self._lock:
+            self._rank_query(h.log, s, r, t, min(self.top_m, h.log.num_entities))
+
+    def _kept(self) -> History:
+        if self.history is None:
+            raise ConfigError("this pipeline keeps no history (it was built without one). Fix: fit it again with "
+                              "Pipeline.fit, or pass history= to predict.")
+        return self.history
 
     # -- prediction ------------------------------------------------------------------------------------
-    def history_log(self, history: EventLog | pd.DataFrame, before: float,
-                    extra_entities: Sequence[str] = ()) -> tuple[EventLog, dict[str, Any]]:
-        """``history`` as an EventLog in this pipeline's vocabulary, cut strictly before ``before``.
+    def predict(self, subject: str, relation: str, time: float | str | date | datetime, *,
+                history: EventLog | pd.DataFrame | None = None, top_m: int | None = None) -> Prediction:
+        """Rank the objects of ``(subject, relation, ?, time)`` from the events strictly before ``time``.
 
-        A DataFrame needs columns ``subject``, ``relation``, ``object`` (names) and ``time`` (dataset
-        units, or dates / ISO strings when the data has real dates). Entities unseen in training get new
-        ids after the training ones, as do ``extra_entities`` (a query's subject with no history).
+        Without ``history`` they come from the kept history (what the pipeline was fitted on plus what
+        it observed); ``history`` (a table of named events or an EventLog) replaces it for this call only
+        (slower: its indices are built for the call). See the module docstring for what a history may hold
+        and :class:`~lamp.pipeline.prediction.Prediction` for the result.
         """
-        frame = _named_frame(history) if isinstance(history, EventLog) else history
-        missing = [c for c in ("subject", "relation", "object", "time") if c not in frame.columns]
-        if missing:
-            raise ConfigError(f"the history table lacks column(s) {missing}; expected subject, relation, object "
-                              "(names) and time. Fix: rename the columns or pass an EventLog.")
-        times = self._times(frame["time"], "history column 'time'")
-        rel_ids = np.array([self.relations.get(str(r)) for r in frame["relation"]], dtype=np.int64)
-        unseen_rel = rel_ids < 0
-        future = times >= before
-        keep = ~unseen_rel & ~future
-        names = list(self.entities.names)
-        lookup = {n: i for i, n in enumerate(names)}
-        new: list[str] = []
-
-        def ent(name: Any) -> int:
-            if name is None or (isinstance(name, float) and np.isnan(name)) or name == "":
-                return -1  # no object
-            key = str(name)
-            if key not in lookup:
-                lookup[key] = len(names)
-                names.append(key)
-                new.append(key)
-            return lookup[key]
-
-        kept = frame.loc[keep]
-        subj = np.array([ent(s) for s in kept["subject"]], dtype=np.int32)
-        obj = np.array([ent(o) for o in kept["object"]], dtype=np.int32)
-        for name in extra_entities:
-            ent(name)
-        out = pd.DataFrame({"time": times[keep], "subject": subj, "relation": rel_ids[keep].astype(np.int32),
-                            "object": obj})
-        out = out.sort_values("time", kind="stable").reset_index(drop=True)
-        n = len(out)
-        log = EventLog("history", out, Vocab(tuple(names)), self.relations, self.time_spec, (n, n, n),
-                       dict(self.dataset_meta))
-        report = {"ignored_future": int(future.sum()), "dropped_unseen_relation": int((unseen_rel & ~future).sum()),
-                  "new_entities": tuple(new)}
-        return log, report
-
-    def predict(self, history: EventLog | pd.DataFrame, subject: str, relation: str,
-                time: float | str | date | datetime, *, top_m: int | None = None) -> Prediction:
-        """Rank the objects of ``(subject, relation, ?, time)`` given ``history`` (see the module docstring)."""
-        from lamp.pipeline.stages import abduction_requests
-        from lamp.rank.examples import build_examples
-        from lamp.rank.ranker import reorder
-        from lamp.tpp.base import rank_candidates
-
-        t = float(self._times(pd.Series([time]), "time")[0])
-        r = self.relations.get(str(relation))
+        if isinstance(subject, pd.DataFrame | EventLog):
+            raise RequestError("the history is now a keyword argument, and the kept history is used without one.",
+                               field="subject", fix="call predict(subject, relation, time) or "
+                                                    "predict(subject, relation, time, history=table).")
+        subject_name = _query_name(subject, "subject")
+        r = self.relations.get(_query_name(relation, "relation"))
         if r < 0:
-            raise ConfigError(f"relation {relation!r} was not seen in training, so nothing can score it. Valid "
-                              f"relations are the {len(self.relations)} in the pipeline's vocab.json (e.g. "
-                              f"{', '.join(self.relations.names[:3])}).")
-        # A subject with no history at all is still a valid query (it gets an id like any unseen entity).
-        log, report = self.history_log(history, t, extra_entities=(str(subject),))
-        s = log.entities.get(str(subject))
-        new = report["new_entities"]
-        if new and getattr(type(self.base_model), "vocabulary_bound", False):
-            raise ConfigError(f"base model {self.base_model.name!r} learned one embedding per training entity and "
-                              f"cannot score {len(new)} unseen one(s): {', '.join(new[:5])}. Fix: leave them out of "
-                              "the history or fit a history-based base model (recurrency, frequency, rules).")
-        m = min(top_m or self.top_m, log.num_entities)
+            raise RequestError(f"relation {relation!r} was not seen in training, so nothing can score it.",
+                               field="relation", fix=f"use one of the {len(self.relations)} relations in the "
+                               f"pipeline's vocab.json (e.g. {', '.join(self.relations.names[:3])}).")
+        if top_m is not None and (isinstance(top_m, bool) or not isinstance(top_m, int | np.integer) or top_m < 1):
+            raise RequestError(f"got {top_m!r}.", field="top_m", fix="give a whole number >= 1, or leave it out.")
+        if isinstance(time, date | datetime):
+            time = pd.Timestamp(time).isoformat()
+        t = to_time(time, self.time_spec)
+        with self._lock:
+            kept = self.history if history is None else None
+            if history is None:
+                log = self._kept().log
+                end = log.history_end(t)
+                unseen, ignored, dropped = self._kept().unseen_before(end), len(log) - end, 0
+            else:
+                enc = encode_events(history, self.entities, self.relations, self.time_spec, before=t)
+                log = history_log(enc.frame, enc.entities, self.relations, self.time_spec, self.dataset_meta)
+                unseen, ignored, dropped = enc.new_entities, enc.ignored_future, enc.dropped_unseen_relation
+            s = log.entities.get(subject_name)
+            if s < 0:  # a subject with no history at all is still a query: it gets an id like any unseen entity
+                log = history_log(log.frame, Vocab(log.entities.names + (subject_name,)), self.relations,
+                                  self.time_spec, self.dataset_meta)
+                s, unseen = log.num_entities - 1, (*unseen, subject_name)
+            if unseen and getattr(type(self.base_model), "vocabulary_bound", False):
+                raise ConfigError(f"base model {self.base_model.name!r} learned one embedding per training entity "
+                                  f"and cannot score {len(unseen)} unseen one(s): {', '.join(unseen[:5])}. Fix: leave "
+                                  "them out of the history or fit a history-based base model (recurrency, frequency, "
+                                  "rules).")
+            ranked = self._rank_query(log, s, r, t, min(top_m or self.top_m, log.num_entities))
+        return replace(ranked, subject=subject_name, relation=self.relations.name(r), ignored_future=ignored,
+                       dropped_unseen_relation=dropped, unseen_entities=tuple(unseen),
+                       history_version=None if kept is None else kept.version)
+
+    def _rank_query(self, log: EventLog, s: int, r: int, t: float, m: int) -> Prediction:
+        """The stages for one query on ``log`` (events strictly before ``t`` only): base top-``m``, abduction,
+        retrieval, the ranker; the base model's scores of every candidate tell where it cannot decide."""
+        from lamp.pipeline.stages import abduction_requests
+        from lamp.pipeline.steps import check_evidence
+        from lamp.rank.examples import build_examples
+
         queries = _one_query(log, s, r, t)
-        table = rank_candidates(self.base_model, log, queries, m)
+        scores = np.asarray(self.base_model.score_batch(log, queries, np.zeros(1, dtype=np.int64)), dtype=np.float64)
+        cands, _ = top_m_of(scores, m)
+        base = scores[0, cands[0]]
+        table = CandidateTable(f"base:{self.base_model.name}", queries, m, cands, base[None].astype(np.float32),
+                               np.full(1, np.nan))
         requests = abduction_requests(log, table)
         results = self.abducer.abduce(log, requests)
         evidence = self.retriever.retrieve_many(log, requests, [res.causes for res in results])
+        check_evidence(self.retriever, requests, evidence)
         examples = build_examples(log, table, evidence)
-        order = np.arange(m)[None, :]
-        energies = None
+        order, final, energies = np.arange(m), base, None
         if self.ranker is not None:
-            examples = [_unknown_entities(e, len(self.entities)) for e in examples]
-            energies = self.ranker.score(examples)
-            order = reorder(examples, energies, self.ranker.weight)
-        cands = []
-        for rank, pos in enumerate(order[0], 1):
-            cand = int(table.candidates[0, pos])
+            order, final, energies = apply_ranker(self.ranker, [_unknown_entities(e, len(self.entities))
+                                                                for e in examples])
+        ranking, ties = tie_report(final, base, order, scores[0])
+        cands_out = []
+        for rank, pos in enumerate(order, 1):
+            cand = int(cands[0, pos])
             ev = evidence[int(pos)]
-            cands.append(CandidatePrediction(
-                rank, log.entities.name(cand), render_event(log, s, r, cand, t), int(pos) + 1,
-                float(table.scores[0, pos]), None if energies is None else float(energies[0, pos]),
-                tuple(results[int(pos)].causes),
+            cands_out.append(CandidatePrediction(
+                rank, log.entities.name(cand), render_event(log, s, r, cand, t), int(pos) + 1, float(base[pos]),
+                None if energies is None else float(energies[pos]), tuple(results[int(pos)].causes),
                 tuple(_evidence_event(log, int(row), float(sc)) for row, sc in zip(ev.event_indices, ev.scores,
                                                                                      strict=True))))
-        return Prediction(str(subject), str(relation), t, self.time_spec.format(t), tuple(cands), len(log),
-                          report["ignored_future"], report["dropped_unseen_relation"], tuple(new),
-                          self.ranker is not None)
-
-    def _times(self, values: pd.Series, where: str) -> np.ndarray:
-        """Dataset time units from numbers, or from dates / ISO strings when the data has an origin."""
-        if pd.api.types.is_numeric_dtype(values):
-            return values.to_numpy(dtype=np.float64)
-        ts = self.time_spec
-        if ts.origin is None:
-            raise ConfigError(f"{where}: this dataset has no calendar (relative times), so times must be numbers "
-                              f"in its units; got {values.iloc[0]!r}.")
-        try:
-            stamps = pd.to_datetime(values)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{where}: expected numbers or dates like 2014-03-17; got {values.iloc[0]!r} ({exc}).") \
-                from exc
-        seconds = (stamps - pd.Timestamp(ts.origin)).dt.total_seconds().to_numpy(dtype=np.float64)
-        return seconds / ts.seconds_per_unit
+        return Prediction(log.entities.name(s), log.relations.name(r), t, self.time_spec.format(t), tuple(cands_out),
+                          log.history_end(t), ranker_used=self.ranker is not None, ranking=ranking, ties=ties)
 
     # -- persistence -----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the bundle folder atomically (a temporary folder renamed into place); each component
-        writes its own subfolder (``base_model/``, ``abducer/``, ``retriever/``, ``ranker/``)."""
+        writes its own subfolder (``base_model/``, ``abducer/``, ``retriever/``, ``ranker/``), the kept
+        history its own (``history/``)."""
         target = Path(path).expanduser()
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -335,7 +298,7 @@ class Pipeline:
             manifest: dict[str, Any] = {
                 "format": FORMAT, "format_version": FORMAT_VERSION, "lamp_version": lamp.__version__,
                 "config": self.config, "fit_info": self.fit_info, "dataset": self.dataset_meta,
-                "time_spec": self.time_spec.to_dict(), "top_m": self.top_m,
+                "time_spec": self.time_spec.to_dict(), "top_m": self.top_m, "history": self.history is not None,
                 "components": {"base_model": self.base_model.name, "abducer": self.abducer.name,
                                "retriever": self.retriever.name,
                                "ranker": None if self.ranker is None else "energy"}}
@@ -346,6 +309,8 @@ class Pipeline:
             self.retriever.save(tmp / "retriever")
             if self.ranker is not None:
                 self.ranker.save(tmp / "ranker")
+            if self.history is not None:
+                self.history.save(tmp / "history")
             (tmp / "pipeline.json").write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
             if target.exists():
                 shutil.rmtree(target)
@@ -387,26 +352,51 @@ class Pipeline:
         abducer = ABDUCERS.lookup(parts["abducer"]).load(folder / "abducer", **runtime)  # type: ignore[attr-defined]
         retriever = RETRIEVERS.lookup(parts["retriever"]).load(folder / "retriever")
         ranker = EnergyRanker.load(folder / "ranker") if parts.get("ranker") else None
-        return cls(Vocab(tuple(vocab["entities"])), Vocab(tuple(vocab["relations"])),
-                   TimeSpec.from_dict(manifest["time_spec"]), model, abducer, retriever, ranker,
-                   int(manifest["top_m"]), cfg, manifest.get("fit_info", {}), manifest.get("dataset", {}))
+        entities, relations = Vocab(tuple(vocab["entities"])), Vocab(tuple(vocab["relations"]))
+        spec, meta = TimeSpec.from_dict(manifest["time_spec"]), manifest.get("dataset", {})
+        history = History.load(folder / "history", entities, relations, spec, meta) if manifest.get("history") else None
+        return cls(entities, relations, spec, model, abducer, retriever, ranker, int(manifest["top_m"]), cfg,
+                   manifest.get("fit_info", {}), meta, history)
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-def _named_frame(log: EventLog) -> pd.DataFrame:
-    ents, rels = np.asarray(log.entities.names, dtype=object), np.asarray(log.relations.names, dtype=object)
-    return pd.DataFrame({"subject": ents[log.subjects], "relation": rels[log.rels],
-                         "object": np.where(log.objects >= 0, ents[np.maximum(log.objects, 0)], ""),
-                         "time": log.times})
-
-
 def _one_query(log: EventLog, s: int, r: int, t: float) -> QuerySet:
-    """The query ``(s, r, ?, t)`` over every entity; its 'gold' is a placeholder (no metric is computed)."""
-    n = len(log)
-    frame = pd.DataFrame({"query_id": [0], "event_index": [n], "time": [t], "subject": [s], "relation": [r],
-                          "object": [-1], "direction": ["object"], "target": [s], "history_end": [n]})
+    """The query ``(s, r, ?, t)`` over every entity, reading the log's events strictly before ``t``; its
+    'gold' is a placeholder (no metric is computed)."""
+    end = log.history_end(t)
+    frame = pd.DataFrame({"query_id": [0], "event_index": [end], "time": [t], "subject": [s], "relation": [r],
+                          "object": [-1], "direction": ["object"], "target": [s], "history_end": [end]})
     return QuerySet("object", "predict", frame, log.num_entities, log.num_relations, np.array([0, 1], np.int64),
                     np.array([s], np.int64))
+
+
+def _query_name(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RequestError(f"got {value!r}.", field=field, fix=f"give the {field}'s name as a non-empty string.")
+    return value.strip()
+
+
+def apply_ranker(ranker: Any, examples: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The one place a prediction applies its ranker to one query's examples: (order of the top-M positions,
+    best first; the final scores that ordered them, higher first, equal = tied; the ranker's own output per
+    candidate, shown as ``energy``)."""
+    from lamp.rank.ranker import final_scores, reorder
+
+    energies = ranker.score(examples)
+    return (reorder(examples, energies, ranker.weight)[0], final_scores(examples, energies, ranker.weight)[0],
+            energies[0])
+
+
+def _keep_fitted_state(abducer: Any, log: EventLog) -> None:
+    """What an abducer learns lazily from the fit log, learned now, so that predict (and save) use it and never
+    relearn it from a history: mined rules of the train split, an LLM's train demonstrations. (Its step may have
+    come from the artifact store, in which case it never ran.)"""
+    parts: list[Any] = [abducer, getattr(abducer, "rules", None), getattr(abducer, "llm", None)]
+    for part in parts:
+        if callable(getattr(part, "applier", None)):
+            part.applier(log)
+        if hasattr(part, "demonstrations"):
+            part.fixed_demonstrations = list(part.demonstrations(log))
 
 
 def _unknown_entities(example: Any, known: int) -> Any:

@@ -135,9 +135,9 @@ def test_a_fitted_pipeline_predicts_what_the_run_ranked(tmp_path: Path, icews14:
     queries = next(m for m in result.methods if m.method == "lamp[rules]").table.queries.frame
     for _, q in queries.iterrows():
         ranked = preds[(preds["method"] == "lamp[rules]") & (preds["query_id"] == q["query_id"])]
-        # the whole log as history: predict keeps only the events strictly before the query time
-        pred = pipe.predict(icews14, subject=icews14.entities.name(int(q["subject"])),
-                            relation=icews14.relations.name(int(q["relation"])), time=float(q["time"]))
+        # the kept history (the whole log): predict reads only the events strictly before the query time
+        pred = pipe.predict(icews14.entities.name(int(q["subject"])), icews14.relations.name(int(q["relation"])),
+                            float(q["time"]))
         assert [c.entity for c in pred.candidates] == [icews14.entities.name(int(c)) for c in ranked["candidate"]]
 
 

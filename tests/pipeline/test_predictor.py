@@ -42,7 +42,7 @@ def _test_query(log: EventLog, k: int = 0) -> tuple[pd.DataFrame, str, str, str,
 
 def test_predict_ranks_with_explanations_and_matches_the_base_model(pipe: Pipeline, icews14: EventLog) -> None:
     history, s, r, gold, date, t = _test_query(icews14)
-    pred = pipe.predict(history, subject=s, relation=r, time=date)
+    pred = pipe.predict(s, r, date, history=history)
     assert isinstance(pred, Prediction) and len(pred.candidates) == pipe.top_m
     assert [c.rank for c in pred.candidates] == list(range(1, pipe.top_m + 1))
     assert sorted(c.base_rank for c in pred.candidates) == list(range(1, pipe.top_m + 1))
@@ -69,8 +69,8 @@ def test_predict_ranks_with_explanations_and_matches_the_base_model(pipe: Pipeli
 def test_future_events_are_ignored_and_counted(pipe: Pipeline, icews14: EventLog) -> None:
     history, s, r, gold, date, t = _test_query(icews14)
     later = pd.DataFrame([{"subject": s, "relation": r, "object": gold, "time": date}] * 3)  # the answer itself
-    pred = pipe.predict(pd.concat([history, later]), subject=s, relation=r, time=date)
-    plain = pipe.predict(history, subject=s, relation=r, time=date)
+    pred = pipe.predict(s, r, date, history=pd.concat([history, later]))
+    plain = pipe.predict(s, r, date, history=history)
     assert pred.ignored_future == 3 and plain.ignored_future == 0
     assert [c.entity for c in pred.candidates] == [c.entity for c in plain.candidates]
 
@@ -80,32 +80,32 @@ def test_unseen_entities_are_candidates_and_unseen_relations_are_dropped(pipe: P
     day_before = (pd.Timestamp(date) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
     extra = pd.DataFrame([{"subject": s, "relation": r, "object": "Atlantis (new)", "time": day_before}] * 5 +
                          [{"subject": s, "relation": "Invent a relation", "object": gold, "time": day_before}])
-    pred = pipe.predict(pd.concat([history, extra]), subject=s, relation=r, time=date)
+    pred = pipe.predict(s, r, date, history=pd.concat([history, extra]))
     assert pred.unseen_entities == ("Atlantis (new)",) and pred.dropped_unseen_relation == 1
     assert "Atlantis (new)" in [c.entity for c in pred.candidates]  # five recent repeats make it a top candidate
     # A subject never seen anywhere is still a query; an unseen relation in the query is not.
-    lone = pipe.predict(history, subject="Nobody Known", relation=r, time=date)
+    lone = pipe.predict("Nobody Known", r, date, history=history)
     assert lone.unseen_entities == ("Nobody Known",) and len(lone.candidates) == pipe.top_m
     with pytest.raises(ConfigError, match="not seen in training"):
-        pipe.predict(history, subject=s, relation="Invent a relation", time=date)
+        pipe.predict(s, "Invent a relation", date, history=history)
     with pytest.raises(ConfigError, match="lacks column"):
-        pipe.predict(history.drop(columns=["object"]), subject=s, relation=r, time=date)
-    with pytest.raises(ConfigError, match="dates like"):
-        pipe.predict(history, subject=s, relation=r, time="not a date")
+        pipe.predict(s, r, date, history=history.drop(columns=["object"]))
+    with pytest.raises(ConfigError, match="ISO date like"):
+        pipe.predict(s, r, "not a date", history=history)
 
 
 def test_save_load_roundtrip_predicts_the_same(pipe: Pipeline, icews14: EventLog, tmp_path: Path) -> None:
     path = pipe.save(tmp_path / "icews14.lamp")
     manifest = json.loads((path / "pipeline.json").read_text())
-    assert manifest["format_version"] == 2 and manifest["dataset"]["fingerprint"] == icews14.fingerprint()
+    assert manifest["format_version"] == 3 and manifest["dataset"]["fingerprint"] == icews14.fingerprint()
     assert manifest["components"] == {"base_model": "recurrency", "abducer": "rules", "retriever": "fuzzy",
                                       "ranker": "energy"}
     assert (path / "abducer" / "rules.json").is_file()  # each component saves itself, mined rules included
     assert not list(path.rglob("*.pkl")) and not list(path.rglob("*.pt"))  # safe formats only
     loaded = Pipeline.load(path)
     history, s, r, gold, date, t = _test_query(icews14, 7)
-    a = pipe.predict(history, subject=s, relation=r, time=date)
-    b = loaded.predict(history, subject=s, relation=r, time=date)
+    a = pipe.predict(s, r, date, history=history)
+    b = loaded.predict(s, r, date, history=history)
     assert [(c.entity, c.base_rank) for c in a.candidates] == [(c.entity, c.base_rank) for c in b.candidates]
     assert np.allclose([c.energy for c in a.candidates], [c.energy for c in b.candidates], atol=1e-5)
     (path / "pipeline.json").write_text(json.dumps({**manifest, "format_version": 99}))
