@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "lamp"
 
 LAYERS: dict[str, int] = {
-    "cli": 7,
+    "cli": 8,
+    "serve": 7,  # the HTTP server over a fitted pipeline
     "pipeline": 6,
     "rank": 5, "abduce": 5, "retrieval": 5, "tpp": 5, "eval": 5,
     "rules": 4, "nn": 4, "llm": 4,

@@ -1,4 +1,5 @@
-"""The ``lamp`` command: ``lamp run ...`` (the Hydra app), ``lamp data ...`` and ``lamp cache ...``."""
+"""The ``lamp`` command: ``lamp run ...`` (the Hydra app), ``lamp data ...``, ``lamp cache ...``, ``lamp sweep`` and
+``lamp serve``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ commands:
   data ...             list, describe, validate and download datasets (lamp data --help)
   cache ...            LLM cache statistics and clearing (lamp cache --help)
   sweep DIR            one table and the mean-rank-vs-M plot for a multirun folder (lamp run -m ...)
+  serve BUNDLE         serve a saved pipeline over HTTP: POST /observe, POST /predict, GET /health
 """
 
 
@@ -30,6 +32,9 @@ def _subcommands() -> argparse.ArgumentParser:
     from lamp.cli.sweep_cmd import add_sweep_parser
 
     add_sweep_parser(sub)
+    from lamp.cli.serve_cmd import add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 

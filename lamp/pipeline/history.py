@@ -286,14 +286,6 @@ class History:
         out[hit.to_numpy()] = True
         return out
 
-    def unseen_before(self, end: int) -> tuple[str, ...]:
-        """The names, unseen in training, of the entities in the first ``end`` events (new ids are given in
-        order of first appearance, so they are one range of ids)."""
-        if end <= 0:
-            return ()
-        top = max(int(self.log.subjects[:end].max()), int(self.log.objects[:end].max()))
-        return self.log.entities.names[self.training_entities : top + 1]
-
     # -- persistence -----------------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike[str]) -> None:
         from lamp.pipeline.artifacts import write_parquet

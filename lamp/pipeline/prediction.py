@@ -13,6 +13,7 @@ order as a ranking (``Prediction.ranking`` and ``Prediction.ties``, also in :met
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -123,11 +124,13 @@ class Prediction:
         parts = []
         if t.groups:
             parts.append("tied in the final score (shown in base order): ranks "
-                         + "; ".join(", ".join(str(r) for r in g) for g in t.groups))
+                         + "; ".join(_ranks(g) for g in t.groups))
         if t.beyond_cut:
-            parts.append(f"ranks {', '.join(str(r) for r in t.at_cut)} share their base score ({t.score_at_cut:.3g}) "
-                         f"with {t.beyond_cut} candidates left out of the top-{len(self.candidates)}: which of them "
-                         "made the list is arbitrary (lowest entity id)")
+            one = len(t.at_cut) == 1
+            parts.append(f"rank{'' if one else 's'} {_ranks(t.at_cut)} share{'s its' if one else ' their'} base score "
+                         f"({t.score_at_cut:.3g}) with {t.beyond_cut} candidate{'s' if t.beyond_cut > 1 else ''} left out "
+                         f"of the top-{len(self.candidates)}: which of them made the list is arbitrary (lowest entity "
+                         "id first)")
         return ("Ties: " + "; ".join(parts) + ".") if parts else None
 
     def explain(self, top: int = 3) -> str:
@@ -151,6 +154,17 @@ class Prediction:
         out["ties"]["any"] = self.ties.any
         out["note"] = self.note()
         return _finite(out)
+
+
+def _ranks(ranks: Sequence[int]) -> str:
+    """``1, 3-5, 9``: ranks with runs joined."""
+    runs: list[list[int]] = []
+    for r in sorted(ranks):
+        if runs and r == runs[-1][-1] + 1:
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    return ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
 
 
 def _finite(value: Any) -> Any:

@@ -91,8 +91,9 @@ class Pipeline:
     fit_info: dict[str, Any] = field(default_factory=dict)
     dataset_meta: dict[str, Any] = field(default_factory=dict)
     history: History | None = None  # the kept history (None: predict needs history=)
-    _lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)  # the components, one user at a time
-    _observing: Any = field(default_factory=threading.Lock, repr=False, compare=False)  # one observe at a time
+    _lock: Any = field(default_factory=threading.RLock, init=False, repr=False, compare=False)  # components: one user
+    _observing: Any = field(default_factory=threading.Lock, init=False, repr=False, compare=False)  # one observe
+    _last_cut: tuple[History, int, EventLog] | None = field(default=None, init=False, repr=False, compare=False)
 
     # -- training --------------------------------------------------------------------------------------
     @classmethod
@@ -195,6 +196,24 @@ class Pipeline:
         with self._lock:
             self._rank_query(h.log, s, r, t, min(self.top_m, h.log.num_entities))
 
+    def _kept_before(self, t: float) -> tuple[EventLog, int]:
+        """The kept history as the log of a query at ``t`` (and how many kept events are at or after ``t``): the
+        kept log itself when every event is before ``t`` (the serving case: its indices are built), else its
+        events and entities before ``t`` only, exactly the log a ``history=`` table of the same events gives (the
+        last one is kept for the next query at the same time)."""
+        kept = self._kept()
+        end = kept.log.history_end(t)
+        if end == len(kept.log):
+            return kept.log, 0
+        cached = self._last_cut
+        if cached is None or cached[0] is not kept or cached[1] != end:
+            head = kept.log.frame.iloc[:end]
+            known = max(kept.training_entities, int(head[["subject", "object"]].to_numpy().max(initial=-1)) + 1)
+            log = history_log(head, Vocab(kept.log.entities.names[:known]), self.relations, self.time_spec,
+                              self.dataset_meta)
+            cached = self._last_cut = (kept, end, log)
+        return cached[2], len(kept.log) - end
+
     def _kept(self) -> History:
         if self.history is None:
             raise ConfigError("this pipeline keeps no history (it was built without one). Fix: fit it again with "
@@ -226,12 +245,17 @@ class Pipeline:
         if isinstance(time, date | datetime):
             time = pd.Timestamp(time).isoformat()
         t = to_time(time, self.time_spec)
+        until = _fitted_until(self.abducer)
+        if until is not None and t <= until:
+            raise RequestError(f"{self.time_spec.format(t)} is not after {self.time_spec.format(until)}, the end of the "
+                               "train split the rules were mined on: their confidences count events up to then, so "
+                               "they would know this query's future.", field="time",
+                               fix=f"ask about a time after {self.time_spec.format(until)}.")
         with self._lock:
             kept = self.history if history is None else None
             if history is None:
-                log = self._kept().log
-                end = log.history_end(t)
-                unseen, ignored, dropped = self._kept().unseen_before(end), len(log) - end, 0
+                log, ignored = self._kept_before(t)
+                unseen, dropped = log.entities.names[self._kept().training_entities:], 0
             else:
                 enc = encode_events(history, self.entities, self.relations, self.time_spec, before=t)
                 log = history_log(enc.frame, enc.entities, self.relations, self.time_spec, self.dataset_meta)
@@ -385,6 +409,14 @@ def apply_ranker(ranker: Any, examples: Sequence[Any]) -> tuple[np.ndarray, np.n
     energies = ranker.score(examples)
     return (reorder(examples, energies, ranker.weight)[0], final_scores(examples, energies, ranker.weight)[0],
             energies[0])
+
+
+def _fitted_until(abducer: Any) -> float | None:
+    """The time of the last event an abducer learned from (mined rules count events up to it), or None."""
+    times = [float(rs.last_time) for part in (abducer, getattr(abducer, "rules", None))
+             if (rs := getattr(part, "rules", None)) is not None and hasattr(rs, "last_time")]
+    times = [t for t in times if np.isfinite(t)]  # a rule set without the record is refused by its applier
+    return max(times) if times else None
 
 
 def _keep_fitted_state(abducer: Any, log: EventLog) -> None:

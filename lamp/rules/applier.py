@@ -244,7 +244,7 @@ def _length2_rank(rules: RuleSet) -> np.ndarray:
 
 def _train_priors(log: EventLog, rules: RuleSet) -> tuple[np.ndarray, np.ndarray]:
     """Train object distribution per query-space relation [2R, E] and relation distribution [R]."""
-    end = int(rules.provenance.get("end_row", log.split_ends[0]))
+    end = min(int(rules.provenance.get("end_row", log.split_ends[0])), len(log))  # a short history: all of it
     R, E = log.num_relations, log.num_entities
     e = log.edges(end)
     ok = e.dst >= 0
