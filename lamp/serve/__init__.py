@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from lamp.serve.server import run_server
+from lamp.serve.server import free_port, run_server, serving
 
-__all__ = ["run_server"]
+__all__ = ["free_port", "run_server", "serving"]

@@ -112,15 +112,20 @@ def create_app(pipe: Pipeline) -> Any:
 
 def _problem(err: Any) -> dict[str, str]:
     """One pydantic error as {field, message, fix}: ``('body', 'events', 3, 'time')`` -> ``events[3].time``."""
+    kind = str(err.get("type", ""))
+    if kind.startswith("json"):  # loc is ('body', <character position>)
+        detail = (err.get("ctx") or {}).get("error", "")
+        at = [p for p in err.get("loc", ()) if isinstance(p, int)]
+        return {"field": "body", "message": f"{err.get('msg', 'invalid JSON')}{': ' + str(detail) if detail else ''}"
+                f"{f' at character {at[0]}' if at else ''}", "fix": FIXES["body"]}
     loc = [p for p in err.get("loc", ()) if p != "body"]
     field = ""
     for part in loc:
         field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
     names = [p for p in loc if isinstance(p, str)]
-    kind = str(err.get("type", ""))
     if kind == "extra_forbidden":
         fix = f"remove {names[-1] if names else 'it'!r}: it is not a field of this request (see /openapi.json)."
-    elif kind.startswith("json") or not names:
+    elif not names:
         fix = FIXES["body"]
     else:
         fix = FIXES.get(names[-1], FIXES["body"])

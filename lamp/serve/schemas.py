@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from lamp.pipeline.prediction import CandidatePrediction
+
 MAX_EVENTS = 100_000  # events per /observe request: a larger batch is split by the caller
 
 FIXES = {
@@ -75,41 +77,6 @@ class PredictRequest(Strict):
     top_m: int | None = Field(None, ge=1, le=100, description="candidates to rank (default: the pipeline's M)")
 
 
-class CauseOut(BaseModel):
-    subject: str
-    relation: str
-    object: str
-    time: float | None
-    text: str
-    score: float
-    source: str
-    explanation: str
-    event_index: int | None
-    subject_id: int
-    relation_id: int
-    object_id: int
-
-
-class EvidenceOut(BaseModel):
-    row: int
-    date: str
-    subject: str
-    relation: str
-    object: str
-    score: float
-
-
-class CandidateOut(BaseModel):
-    rank: int
-    entity: str
-    event: str
-    base_rank: int
-    base_score: float
-    energy: float | None
-    causes: list[CauseOut]
-    evidence: list[EvidenceOut]
-
-
 class TiesOut(BaseModel):
     groups: list[list[int]] = Field(description="ranks sharing one final score (shown in base order)")
     at_cut: list[int] = Field(description="ranks whose base score equals that of candidates left out")
@@ -123,7 +90,8 @@ class PredictResponse(BaseModel):
     relation: str
     time: float
     date: str
-    candidates: list[CandidateOut]
+    candidates: list[CandidatePrediction] = Field(description="best first, each with its abduced causes and the "
+                                                                  "real past events (evidence) that support it")
     history_events: int
     ignored_future: int
     dropped_unseen_relation: int

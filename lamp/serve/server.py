@@ -1,10 +1,15 @@
-"""Start the HTTP server on a saved pipeline bundle (what ``lamp serve BUNDLE`` runs)."""
+"""Start the HTTP server on a saved pipeline bundle (what ``lamp serve BUNDLE`` runs), here or in a child process."""
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from lamp.errors import MissingDependencyError
@@ -37,3 +42,51 @@ def run_server(bundle: str | os.PathLike[str], *, host: str = "127.0.0.1", port:
                 bundle, time.perf_counter() - start, 0 if history is None else len(history.log),
                 "-" if history is None or history.newest is None else pipe.time_spec.format(history.newest), host, port)
     uvicorn.run(create_app(pipe), host=host, port=port, log_level=log_level)
+
+
+@contextmanager
+def serving(bundle: str | os.PathLike[str], *, port: int | None = None, threads: int = 1, log_level: str = "warning",
+            log_path: str | os.PathLike[str] | None = None, timeout: float = 300.0) -> Iterator[str]:
+    """``lamp serve bundle`` in a child process on 127.0.0.1 (a free port unless given): yields its base URL once
+    ``/health`` answers, and stops it on exit. For tests, benchmarks and scripts.
+
+    >>> with serving("icews14.lamp") as url:                         # doctest: +SKIP
+    ...     Client(url).predict("Barack Obama", "Make statement", "2015-01-01")
+    """
+    from lamp.errors import LampError
+    from lamp.serve.client import Client
+
+    port = port or free_port()
+    cmd = [sys.executable, "-m", "lamp.cli.main", "serve", str(bundle), "--host", "127.0.0.1", "--port", str(port),
+           "--threads", str(threads), "--log-level", log_level]
+    with open(log_path or os.devnull, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise LampError(f"lamp serve {bundle} exited with code {proc.returncode} before answering"
+                                + (f"; its log: {log_path}" if log_path else "") + ".")
+            try:
+                Client(url, timeout=5).health()
+                break
+            except (OSError, LampError):
+                if time.monotonic() > deadline:
+                    raise LampError(f"lamp serve {bundle} did not answer {url}/health within {timeout:.0f} s.") from None
+                time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
