@@ -189,14 +189,16 @@ def _take_table(table: CandidateTable, pos: np.ndarray) -> CandidateTable:
 # -- the stage ----------------------------------------------------------------------------------------
 def rerank_top_m(log: EventLog, tables: Mapping[str, CandidateTable], evidences: Mapping[str, Sequence[Evidence]],
                  *, ranker: str = "lightgbm", ensemble: Mapping[str, Ensemble] | None = None, seed: int = 0,
-                 train_fraction: float = 2 / 3, use_evidence: bool = True, **hparams: Any) -> RerankOutcome:
+                 train_fraction: float = 2 / 3, use_evidence: bool = True, progress: bool = False,
+                 **hparams: Any) -> RerankOutcome:
     """Fit ``ranker`` (``lightgbm`` or ``energy``) on the valid queries and reorder the test top-M.
 
     ``evidences``: per split, the evidence of each (query, candidate) (from any abducer + retriever;
     the valid split's may come from a cheaper abducer than the test split's, and ``info`` then should
     say so). ``ensemble``: per split, other base models' (scores, ranks) of the same candidates.
     ``hparams`` go to the ranker (:class:`~lamp.rank.gbdt.GBDTSettings` or
-    :class:`~lamp.rank.ranker.EnergyRanker`; ``epochs``/``patience`` for the energy ranker's fit).
+    :class:`~lamp.rank.ranker.EnergyRanker`; ``epochs``/``patience`` for the energy ranker's fit; a
+    config file's ``name`` is ignored, so ``rerank_top_m(log, tables, evidences, **conf_ranker)`` works).
     """
     if ranker not in FEATURE_RANKERS:
         raise ConfigError(f"Invalid feature ranker: {ranker!r}. Valid choices are: {', '.join(FEATURE_RANKERS)}")
@@ -224,7 +226,7 @@ def rerank_top_m(log: EventLog, tables: Mapping[str, CandidateTable], evidences:
     yv = is_true["valid"].astype(np.float64)
     start = time.perf_counter()
     model, scorer, report = _fit(ranker, log, valid, evidences["valid"], feats["valid"], yv, train, stop, seed,
-                                 hparams)
+                                 {**hparams, "progress": progress})
     info["train_seconds"] = time.perf_counter() - start
     info.update(report)
     stop_scores = scorer(_take_table(valid, stop), evidences["valid"], feats["valid"].values[stop])
@@ -255,6 +257,7 @@ def _fit(ranker: str, log: EventLog, table: CandidateTable, evidences: Sequence[
          hparams: dict[str, Any]) -> tuple[Any, Scorer, dict[str, Any]]:
     """The fitted model, its :data:`Scorer` and its training report."""
     hparams = {k: v for k, v in hparams.items() if k != "name"}
+    progress = bool(hparams.pop("progress", False))
     if ranker == "lightgbm":
         from lamp.rank.gbdt import GBDTRanker
 
@@ -278,7 +281,8 @@ def _fit(ranker: str, log: EventLog, table: CandidateTable, evidences: Sequence[
     sub_train, sub_stop = _take_table(table, train), _take_table(table, stop)
     report = energy.fit(examples(sub_train, evidences, feats.values[train], labels[train]),
                         examples(sub_stop, evidences, feats.values[stop], labels[stop]),
-                        epochs=int(fit_kw.get("epochs", 20)), patience=int(fit_kw.get("patience", 3)), seed=seed)
+                        epochs=int(fit_kw.get("epochs", 20)), patience=int(fit_kw.get("patience", 3)), seed=seed,
+                        progress=progress)
     report = {"train_queries": report["train_examples"], "stop_queries": report["valid_examples"],
               "best_epoch": report["best_epoch"], "epochs_run": report["epochs_run"],
               "curve": [{k: round(float(v), 4) for k, v in row.items()} for row in report["curve"]]}
