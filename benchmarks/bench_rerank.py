@@ -113,8 +113,8 @@ def run_base(dataset: str, log: Any, base_name: str, models: dict[str, Any], q: 
     methods["lamp[rules,no_ranker]"] = apply_reorder(test, order, "lamp[rules,no_ranker]", tie_keys=keys)
     infos: dict[str, Any] = {}
     rankers = [r for r in args.rankers if r != "energy" or dataset in args.energy_datasets.split(",")]
-    variants = [(f"lamp[rules] ({r})", {"ranker": r, **({"epochs": args.energy_epochs} if r == "energy" else {})})
-                for r in rankers]
+    energy = {"epochs": args.energy_epochs, "patience": 2, "max_evidence": args.energy_max_evidence}
+    variants = [(f"lamp[rules] ({r})", {"ranker": r, **(energy if r == "energy" else {})}) for r in rankers]
     variants += [("lamp[rules,ensemble] (lightgbm)", {"ranker": "lightgbm", "ensemble": ens_m}),
                  ("ranker without evidence (lightgbm)", {"ranker": "lightgbm", "use_evidence": False})]
     for name, kw in variants:
@@ -206,13 +206,36 @@ def render(results: list[dict[str, Any]], command: str, started: str, loads: tup
                         "base / ranker / chosen | held-out MRR (all candidates) | evidence control |",
                     "|---|---|---|---|---|---|---|"]
             for name, info in br["infos"].items():
+                w = info.get("weight")
                 out.append(f"| {name} | {info['train_used']} / {info['stop_used']} (of {info['valid_queries']}) | "
-                           f"{info.get('train_seconds', 0):.1f} | {info.get('weight')} | "
+                           f"{info.get('train_seconds', 0):.1f} | {w if isinstance(w, str) else f'{w:.3g}'} | "
                            f"{f4(info.get('stop_top_m_mrr_base'))} / {f4(info.get('stop_top_m_mrr_ranker'))} / "
                            f"{f4(info.get('stop_top_m_mrr_combined'))} | {f4(info.get('stop_mrr_full'))} | "
                            f"{info.get('evidence_control', '-')} |")
             out.append("")
+            for name, info in br["infos"].items():
+                if info.get("curve"):
+                    out.append(f"- {name}: epochs (train loss / held-out loss): " + ", ".join(
+                        f"{int(r['epoch'])}: {r['train_loss']:.3f} / {r.get('valid_loss', float('nan')):.3f}"
+                        for r in info["curve"]) + f"; best epoch {info.get('best_epoch')}.")
+                if info.get("importance"):
+                    out.append(f"- {name}: largest total gains: " + ", ".join(list(info["importance"])[:8]) + ".")
+            out.append("")
     return "\n".join(out) + "\n"
+
+
+def load_result(path: Path) -> list[dict[str, Any]]:
+    """Results written by a run (``<out>.json``), paired comparisons as attribute objects again."""
+    from types import SimpleNamespace
+
+    results = json.loads(path.read_text())
+    for res in results:
+        for br in res["results"]:
+            for row in br["rows"]:
+                for key in ("vs_base", "vs_no_ranker"):
+                    if isinstance(row.get(key), dict):
+                        row[key] = SimpleNamespace(**row[key])
+    return results
 
 
 def main() -> None:
@@ -227,9 +250,17 @@ def main() -> None:
     ap.add_argument("--fit-ke-anhp", action="store_true", help="fit KE-ANHP where no checkpoint exists (slow)")
     ap.add_argument("--energy-datasets", default="icews14", help="datasets on which the energy ranker runs")
     ap.add_argument("--energy-epochs", type=int, default=8)
+    ap.add_argument("--energy-max-evidence", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--merge", default=None, help="render --out from these result JSON files (comma-separated)")
+    ap.add_argument("--commands", default="", help="with --merge: the commands that made them (';'-separated)")
     args = ap.parse_args()
+    if args.merge:
+        merged = [load_result(Path(p)) for p in args.merge.split(",")]
+        args.out.write_text(render([r for part in merged for r in part], args.commands, time.strftime("%Y-%m-%d %H:%M"),
+                                   ("-", " ".join(f"{x:.1f}" for x in os.getloadavg()))))
+        return
     args.m_grid = [int(x) for x in args.m_grid.split(",")]
     args.rankers = args.rankers.split(",")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
