@@ -115,8 +115,9 @@ def run_base(dataset: str, log: Any, base_name: str, models: dict[str, Any], q: 
     rankers = [r for r in args.rankers if r != "energy" or dataset in args.energy_datasets.split(",")]
     energy = {"epochs": args.energy_epochs, "patience": 2, "max_evidence": args.energy_max_evidence}
     variants = [(f"lamp[rules] ({r})", {"ranker": r, **(energy if r == "energy" else {})}) for r in rankers]
-    variants += [("lamp[rules,ensemble] (lightgbm)", {"ranker": "lightgbm", "ensemble": ens_m}),
-                 ("ranker without evidence (lightgbm)", {"ranker": "lightgbm", "use_evidence": False})]
+    variants += [("lamp[rules,ensemble] (lightgbm)", {"ranker": "lightgbm", "ensemble": ens_m})]
+    if args.no_evidence_variant:
+        variants += [("ranker without evidence (lightgbm)", {"ranker": "lightgbm", "use_evidence": False})]
     for name, kw in variants:
         out = rerank_top_m(log, tabs, ev, seed=args.seed, **kw)
         methods[name] = apply_reorder(test, out.order, name, tie_keys=out.tie_keys)
@@ -160,6 +161,8 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     strongest = max(valid_mrr, key=lambda k: valid_mrr[k])
     logger.info("%s: valid MRR %s, strongest %s", dataset, valid_mrr, strongest)
     bases = ["recurrency"] + ([strongest] if strongest != "recurrency" else [])
+    if args.bases != "both":  # one of the two (a run per base can go in parallel; --merge joins them)
+        bases = [b for b in bases if (b == "recurrency") == (args.bases == "recurrency")]
     cache: dict[str, dict[tuple[int, int], Any]] = {"valid": {}, "test": {}}
     return {"dataset": dataset, "valid_mrr": valid_mrr, "strongest": strongest, "fit": fit,
             "results": [run_base(dataset, log, b, models, q, args, cache) for b in bases]}
@@ -247,6 +250,8 @@ def main() -> None:
     ap.add_argument("--n-test-icews18", type=int, default=10000)
     ap.add_argument("--n-valid-icews18", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-evidence-variant", action="store_true", help="also the LightGBM ranker without evidence")
+    ap.add_argument("--bases", choices=("both", "recurrency", "strongest"), default="both")
     ap.add_argument("--fit-ke-anhp", action="store_true", help="fit KE-ANHP where no checkpoint exists (slow)")
     ap.add_argument("--energy-datasets", default="icews14", help="datasets on which the energy ranker runs")
     ap.add_argument("--energy-epochs", type=int, default=8)
@@ -257,8 +262,16 @@ def main() -> None:
     ap.add_argument("--commands", default="", help="with --merge: the commands that made them (';'-separated)")
     args = ap.parse_args()
     if args.merge:
-        merged = [load_result(Path(p)) for p in args.merge.split(",")]
-        args.out.write_text(render([r for part in merged for r in part], args.commands, time.strftime("%Y-%m-%d %H:%M"),
+        by_dataset: dict[str, dict[str, Any]] = {}
+        for part in (load_result(Path(p)) for p in args.merge.split(",")):
+            for res in part:  # runs of one dataset (one per base) become one section
+                if res["dataset"] in by_dataset:
+                    by_dataset[res["dataset"]]["results"] += res["results"]
+                else:
+                    by_dataset[res["dataset"]] = res
+        for res in by_dataset.values():
+            res["results"].sort(key=lambda br: br["base"] != "recurrency")
+        args.out.write_text(render(list(by_dataset.values()), args.commands, time.strftime("%Y-%m-%d %H:%M"),
                                    ("-", " ".join(f"{x:.1f}" for x in os.getloadavg()))))
         return
     args.m_grid = [int(x) for x in args.m_grid.split(",")]
