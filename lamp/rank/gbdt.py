@@ -32,7 +32,7 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class GBDTSettings:
-    """LightGBM settings (defaults: regularised for a few thousand queries; chosen on ICEWS14 valid)."""
+    """LightGBM settings (defaults: regularised for a few thousand queries; not tuned on any split)."""
 
     num_leaves: int = 15
     learning_rate: float = 0.05
