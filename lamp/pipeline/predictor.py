@@ -37,7 +37,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -135,7 +135,7 @@ class Pipeline:
     base_model: BaseModel
     abducer: Any
     retriever: Any
-    ranker: Any  # EnergyRanker | None (None: no ranker, or no training example had its gold in the top-M)
+    ranker: Any  # a fitted ranker (lamp.rank.rerank.apply_ranker) | None (no ranker, or no training example had its gold in the top-M)
     top_m: int
     config: dict[str, Any]
     fit_info: dict[str, Any] = field(default_factory=dict)
@@ -263,8 +263,7 @@ class Pipeline:
                 time: float | str | date | datetime, *, top_m: int | None = None) -> Prediction:
         """Rank the objects of ``(subject, relation, ?, time)`` given ``history`` (see the module docstring)."""
         from lamp.pipeline.stages import abduction_requests
-        from lamp.rank.examples import build_examples
-        from lamp.rank.ranker import reorder
+        from lamp.rank.rerank import apply_ranker
         from lamp.tpp.base import rank_candidates
 
         t = float(self._times(pd.Series([time]), "time")[0])
@@ -287,13 +286,10 @@ class Pipeline:
         requests = abduction_requests(log, table)
         results = self.abducer.abduce(log, requests)
         evidence = self.retriever.retrieve_many(log, requests, [res.causes for res in results])
-        examples = build_examples(log, table, evidence)
         order = np.arange(m)[None, :]
         energies = None
         if self.ranker is not None:
-            examples = [_unknown_entities(e, len(self.entities)) for e in examples]
-            energies = self.ranker.score(examples)
-            order = reorder(examples, energies, self.ranker.weight)
+            order, _, energies = apply_ranker(self.ranker, log, table, evidence, known_entities=len(self.entities))
         cands = []
         for rank, pos in enumerate(order[0], 1):
             cand = int(table.candidates[0, pos])
@@ -338,7 +334,7 @@ class Pipeline:
                 "time_spec": self.time_spec.to_dict(), "top_m": self.top_m,
                 "components": {"base_model": self.base_model.name, "abducer": self.abducer.name,
                                "retriever": self.retriever.name,
-                               "ranker": None if self.ranker is None else "energy"}}
+                               "ranker": None if self.ranker is None else self.config.get("ranker")}}
             (tmp / "vocab.json").write_text(json.dumps({"entities": list(self.entities.names),
                                                         "relations": list(self.relations.names)}), encoding="utf-8")
             self.base_model.save(tmp / "base_model")
@@ -362,7 +358,7 @@ class Pipeline:
         from lamp.abduce.base import ABDUCERS, uses_llm
         from lamp.data.eventlog import TimeSpec
         from lamp.pipeline.components import build_llm_client
-        from lamp.rank.ranker import EnergyRanker
+        from lamp.rank import RANKERS
         from lamp.retrieval import RETRIEVERS
         from lamp.tpp.factory import load_base_model
 
@@ -386,7 +382,7 @@ class Pipeline:
                 build_llm_client(dict(llm_cfg))
         abducer = ABDUCERS.lookup(parts["abducer"]).load(folder / "abducer", **runtime)  # type: ignore[attr-defined]
         retriever = RETRIEVERS.lookup(parts["retriever"]).load(folder / "retriever")
-        ranker = EnergyRanker.load(folder / "ranker") if parts.get("ranker") else None
+        ranker = RANKERS.lookup(parts["ranker"]).load_model(folder / "ranker") if parts.get("ranker") else None
         return cls(Vocab(tuple(vocab["entities"])), Vocab(tuple(vocab["relations"])),
                    TimeSpec.from_dict(manifest["time_spec"]), model, abducer, retriever, ranker,
                    int(manifest["top_m"]), cfg, manifest.get("fit_info", {}), manifest.get("dataset", {}))
@@ -407,19 +403,6 @@ def _one_query(log: EventLog, s: int, r: int, t: float) -> QuerySet:
                           "object": [-1], "direction": ["object"], "target": [s], "history_end": [n]})
     return QuerySet("object", "predict", frame, log.num_entities, log.num_relations, np.array([0, 1], np.int64),
                     np.array([s], np.int64))
-
-
-def _unknown_entities(example: Any, known: int) -> Any:
-    """Entity ids the ranker never saw -> its spare 'unknown / no object' row (index ``known``)."""
-    cands = example.candidates.copy()
-    cands[:, [0, 2]] = np.where(cands[:, [0, 2]] >= known, known, cands[:, [0, 2]])
-    events = []
-    for ev in example.evidence_events:
-        ev = ev.copy()
-        for col in (1, 3):
-            ev[:, col] = np.where(ev[:, col] >= known, known, ev[:, col])
-        events.append(ev)
-    return replace(example, candidates=cands, evidence_events=tuple(events))
 
 
 def _evidence_event(log: EventLog, row: int, score: float) -> EvidenceEvent:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -207,7 +206,7 @@ def rank(ranker: Any, log: EventLog, tables: Mapping[str, CandidateTable], evide
         folder = store.path("rank", key)
         order = np.load(folder / "order.npy", allow_pickle=False)
         tie_keys = np.load(folder / "tie_keys.npy", allow_pickle=False)
-        model = _load_ranker(folder / "ranker")
+        model = ranker.load_model(folder / "ranker") if (folder / "ranker").is_dir() else None
         return Ranked(order, tie_keys, store.info("rank", key), model, key, True)
     outcome = ranker.rank(log, dict(tables), dict(evidence), seed=seed, progress=progress)
     if store is not None and key is not None:
@@ -218,11 +217,3 @@ def rank(ranker: Any, log: EventLog, tables: Mapping[str, CandidateTable], evide
             if outcome.ranker is not None:
                 outcome.ranker.save(tmp / "ranker")
     return Ranked(outcome.order, outcome.tie_keys, dict(outcome.info), outcome.ranker, key)
-
-
-def _load_ranker(folder: Path) -> Any:
-    if not folder.is_dir():
-        return None
-    from lamp.rank.ranker import EnergyRanker
-
-    return EnergyRanker.load(folder)

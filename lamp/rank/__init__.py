@@ -29,7 +29,11 @@ _LAZY = {
     "candidate_scores": "lamp.rank.features",
 }
 # ranker=<name>; ranker=none (no learned ranker) is a run without this stage, not an entry here
-RANKERS: Resolver[Any] = Resolver("ranker", {"energy": "lamp.rank.stage:EnergyRankerStage"}, conf_group="ranker")
+RANKERS: Resolver[Any] = Resolver("ranker", {
+    "lightgbm": "lamp.rank.methods:LightGBMRanking",
+    "energy_features": "lamp.rank.methods:EnergyFeaturesRanking",
+    "energy": "lamp.rank.stage:EnergyRankerStage",
+}, conf_group="ranker")
 
 
 def __getattr__(name: str) -> Any:

@@ -152,3 +152,19 @@ def shuffle_evidence(examples: Sequence[RankExample], seed: int = 0) -> list[Ran
             events = tuple(np.zeros((0, 4)) for _ in range(m))
         out[i] = replace(ex, evidence_rows=rows, evidence_events=events)
     return out
+
+
+def clamp_entities(example: RankExample, known: int | None) -> RankExample:
+    """Entity ids the ranker never saw (``>= known``) -> its spare "unknown / no object" row (index ``known``);
+    ``known=None`` leaves the example as it is."""
+    if known is None:
+        return example
+    cands = example.candidates.copy()
+    cands[:, [0, 2]] = np.where(cands[:, [0, 2]] >= known, known, cands[:, [0, 2]])
+    events = []
+    for ev in example.evidence_events:
+        ev = ev.copy()
+        for col in (1, 3):
+            ev[:, col] = np.where(ev[:, col] >= known, known, ev[:, col])
+        events.append(ev)
+    return replace(example, candidates=cands, evidence_events=tuple(events))

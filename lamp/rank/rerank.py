@@ -16,17 +16,20 @@ that uses the evidence gets worse.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lamp.data.eventlog import EventLog
-from lamp.errors import ConfigError
+from lamp.errors import ArtifactError, ConfigError
 from lamp.rank.features import Features, build_features, evidence_features
 from lamp.types import CandidateTable, Evidence
 
@@ -185,6 +188,84 @@ def _take_table(table: CandidateTable, pos: np.ndarray) -> CandidateTable:
                           table.scores[pos], table.gold_rank_filtered[pos])
 
 
+class FittedRanker:
+    """A fitted feature ranker as the pipeline keeps and applies it: the model (LightGBM or the energy
+    ranker), the combination weight ``w`` chosen on the held-out valid queries and what its features were.
+
+    >>> order, final = fitted.order(log, table, evidence)        # doctest: +SKIP
+    """
+
+    def __init__(self, kind: str, model: Any, weight: float, feature_names: Sequence[str], use_evidence: bool) -> None:
+        self.kind, self.model, self.weight = kind, model, float(weight)
+        self.feature_names, self.use_evidence = tuple(feature_names), bool(use_evidence)
+
+    def scores(self, log: EventLog, table: CandidateTable, evidences: Sequence[Evidence], *,
+               known_entities: int | None = None) -> np.ndarray:
+        """The ranker's own scores [Q, M] (higher = better) of ``table``'s top-M (``known_entities``: see
+        :func:`apply_ranker`)."""
+        feats = build_features(log, table, evidences if self.use_evidence else None)
+        if feats.names != self.feature_names:
+            raise ConfigError(f"the ranker was trained on features {list(self.feature_names)} but gets "
+                              f"{list(feats.names)} (an ensemble ranker needs the other base models' scores). "
+                              "Fix: apply it through the run that trained it, or refit it.")
+        if self.kind == "lightgbm":
+            return np.asarray(self.model.score(feats.values), dtype=np.float64)
+        from lamp.rank.examples import build_examples, clamp_entities
+
+        examples = [clamp_entities(e, known_entities) for e in build_examples(log, table, evidences,
+                                                                             features=feats.values)]
+        return -self.model.score(examples).astype(np.float64)
+
+    def order(self, log: EventLog, table: CandidateTable, evidences: Sequence[Evidence], *,
+              known_entities: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(order [Q, M] of base positions, best first; the final scores [Q, M] as tie keys)."""
+        final = combine(self.scores(log, table, evidences, known_entities=known_entities), table.scores, self.weight)
+        return order_of(final), final
+
+    def save(self, folder: str | os.PathLike[str]) -> None:
+        target = Path(folder)
+        self.model.save(target / "model")
+        record = {"kind": self.kind, "weight": self.weight if math.isfinite(self.weight) else "inf",
+                  "features": list(self.feature_names), "use_evidence": self.use_evidence}
+        (target / "fitted.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> FittedRanker:
+        target = Path(folder)
+        try:
+            record = json.loads((target / "fitted.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"{target} holds no fitted ranker ({exc}); expected fitted.json written by "
+                                "FittedRanker.save. Fix: refit.") from exc
+        if record.get("kind") == "lightgbm":
+            from lamp.rank.gbdt import GBDTRanker
+
+            model: Any = GBDTRanker.load(target / "model")
+        else:
+            from lamp.rank.ranker import EnergyRanker
+
+            model = EnergyRanker.load(target / "model")
+        weight = math.inf if record["weight"] == "inf" else float(record["weight"])
+        return cls(str(record["kind"]), model, weight, record["features"], bool(record["use_evidence"]))
+
+
+def apply_ranker(model: Any, log: EventLog, table: CandidateTable, evidences: Sequence[Evidence], *,
+                 known_entities: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A fitted ranker (a :class:`FittedRanker`, or the paper's :class:`~lamp.rank.ranker.EnergyRanker`) on
+    ``table``'s top-M: (order [Q, M] of base positions, best first; final scores as tie keys; energies, lower =
+    more plausible, for the energy ranker only). ``known_entities``: entity ids from it on were unseen in
+    training and share the ranker's "unknown entity" row."""
+    if isinstance(model, FittedRanker):
+        order, final = model.order(log, table, evidences, known_entities=known_entities)
+        return order, final, None
+    from lamp.rank.examples import build_examples, clamp_entities
+    from lamp.rank.ranker import final_scores, reorder
+
+    examples = [clamp_entities(e, known_entities) for e in build_examples(log, table, evidences)]
+    energies = model.score(examples)
+    return reorder(examples, energies, model.weight), final_scores(examples, energies, model.weight), energies
+
+
 # -- the stage ----------------------------------------------------------------------------------------
 def rerank_top_m(log: EventLog, tables: Mapping[str, CandidateTable], evidences: Mapping[str, Sequence[Evidence]],
                  *, ranker: str = "lightgbm", ensemble: Mapping[str, Ensemble] | None = None, seed: int = 0,
@@ -243,7 +324,8 @@ def rerank_top_m(log: EventLog, tables: Mapping[str, CandidateTable], evidences:
     test_scores = scorer(test, evidences["test"], feats["test"].values)
     final = combine(test_scores, test.scores, w)
     stop_final = combine(stop_scores, base_stop, w)
-    return RerankOutcome(order_of(final), final, test_scores, info, model, stop, order_of(stop_final), stop_final)
+    fitted = FittedRanker(ranker, model, w, feats["valid"].names, use_evidence)
+    return RerankOutcome(order_of(final), final, test_scores, info, fitted, stop, order_of(stop_final), stop_final)
 
 
 ENERGY_DEFAULTS: dict[str, Any] = {"dim": 32, "layers": 1, "heads": 2, "dropout": 0.1, "max_evidence": 16,

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -94,6 +95,10 @@ class EnergyRankerStage(Configurable):
     def rank(self, log: EventLog, tables: dict[str, CandidateTable], evidences: dict[str, Sequence[Evidence]], *,
              seed: int = 0, progress: bool = False) -> RankOutcome:
         return rank_top_m(log, tables, evidences, seed=seed, progress=progress, **asdict(self.settings))
+
+    @staticmethod
+    def load_model(folder: str | os.PathLike[str]) -> EnergyRanker:
+        return EnergyRanker.load(str(folder))
 
 
 def rank_top_m(log: EventLog, tables: dict[str, CandidateTable], evidences: dict[str, Sequence[Evidence]], *,
