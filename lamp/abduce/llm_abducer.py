@@ -78,7 +78,7 @@ class LLMAbducer:
                  constrained: bool = True,
                  structured: bool = True, num_causes: int = 5, n_shots: int = 4, seed: int = 0,
                  max_entities: int = 30, max_dates: int = 30, max_tokens: int | None = None,
-                 temperature: float = 0.0, history_events: int = 50, progress: bool = False,
+                 temperature: float = 0.0, history_events: int = 50, progress: bool | None = None,
                  data_root: str | None = None, cause_dates: bool = True) -> None:
         if mode not in MODES:
             raise ConfigError(f"Invalid abducer mode: {mode!r}. Valid choices are: {', '.join(MODES)}")
@@ -237,7 +237,7 @@ class LLMAbducer:
         stats.causes = sum(len(r.causes) for r in results)
         stats.seconds = time.perf_counter() - start
         self.last_stats = stats
-        logger.info("abduce[llm,%s%s]: %d requests, %d calls (%d cached), %d LLM errors, %d parse failures, "
+        logger.debug("abduce[llm,%s%s]: %d requests, %d calls (%d cached), %d LLM errors, %d parse failures, "
                     "%d future causes dropped, %d causes", self.mode, ",constrained" if self.constrained else "",
                     stats.requests, stats.calls, stats.cached_calls, stats.errors, stats.parse_failures,
                     stats.dropped_future, stats.causes)

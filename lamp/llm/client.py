@@ -20,12 +20,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from lamp.errors import ConfigError, MissingDependencyError
 from lamp.llm.budget import Budget, PriceTable, Usage
 from lamp.llm.cache import LLMCache, request_key
 from lamp.llm.types import LLMBackend, LLMRequest, LLMResponse, failed_response
+from lamp.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -62,15 +61,19 @@ class LLMClient:
     def __repr__(self) -> str:
         return f"LLMClient(backend={self.backend!r}, cache={self.cache!r}, budget={self.budget!r})"
 
-    def generate(self, requests: Sequence[LLMRequest], progress: bool = True) -> list[LLMResponse]:
-        """One response per request, in order. Never raises for a failed call: see ``response.error``."""
+    def generate(self, requests: Sequence[LLMRequest], progress: bool | None = None) -> list[LLMResponse]:
+        """One response per request, in order. Never raises for a failed call: see ``response.error``.
+
+        ``progress``: a bar with the calls made, the cache hits and the generated tokens per second
+        (None: as the enclosing stage says, see :mod:`lamp.progress`)."""
         t0 = time.perf_counter()
         name, model_id = self.backend.name, self.backend.model_id
         groups: dict[str, list[int]] = {}
         for i, req in enumerate(requests):
             groups.setdefault(request_key(name, model_id, req), []).append(i)
         out: list[LLMResponse | None] = [None] * len(requests)
-        bar = tqdm(total=len(requests), disable=not progress, desc=f"LLM {name}", unit="call", leave=False)
+        bar = progress_bar(total=len(requests), desc=f"LLM ({name})", unit="call", enabled=progress)
+        bar.tally(calls=0, cached=0, tokens=0)
 
         def resolve(key: str, resp: LLMResponse, *, hit: bool = False) -> None:
             for i in groups[key]:
@@ -78,6 +81,7 @@ class LLMClient:
                 self.usage.add_tag(requests[i].tag, "cache_hits" if hit else "calls")
             if hit:
                 self.usage.cache_hits += len(groups[key])
+                bar.tally(cached=len(groups[key]))
             bar.update(len(groups[key]))
 
         todo: deque[str] = deque()
@@ -112,7 +116,9 @@ class LLMClient:
                                        return_when=FIRST_COMPLETED)
                         for fut in done:
                             key = in_flight.pop(fut)
-                            resolve(key, self._finish(key, requests[groups[key][0]], fut.result()))
+                            resp = self._finish(key, requests[groups[key][0]], fut.result())
+                            bar.tally(calls=1, tokens=resp.completion_tokens)
+                            resolve(key, resp)
                     elif waiting:
                         time.sleep(self.poll_interval_s)
                     todo.extend(waiting)

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from lamp.errors import ArtifactError, ConfigError
+from lamp.progress import progress_bar
 from lamp.rank.examples import RankExample
 from lamp.rank.model import Batch, EnergyNet, collate, take
 
@@ -93,7 +93,7 @@ class EnergyRanker:
         bs = int(self.hparams["batch_size"])
         curve: list[dict[str, float]] = []
         best, best_state, bad = float("inf"), copy.deepcopy(self.net.state_dict()), 0
-        for epoch in tqdm(range(1, epochs + 1), disable=not progress, desc="ranker", unit="epoch"):
+        for epoch in progress_bar(range(1, epochs + 1), desc="ranker training", unit="epoch", enabled=progress):
             start = time.perf_counter()
             self.net.train()
             perm, total = rng.permutation(len(train)), 0.0
@@ -109,7 +109,7 @@ class EnergyRanker:
             if valid:
                 row.update(self._evaluate(vb))
             curve.append(row)
-            logger.info("ranker epoch %d: %s", epoch, row)
+            logger.debug("ranker epoch %d: %s", epoch, row)
             score = row.get("valid_loss", row["train_loss"])
             if score < best - 1e-6:
                 best, best_state, bad = score, copy.deepcopy(self.net.state_dict()), 0

@@ -23,7 +23,7 @@ class _Ablation:
     name = "ablation"
 
     def __init__(self, *, max_evidence: int = 32, window: float | None = None, seed: int = 0,
-                 progress: bool = False) -> None:
+                 progress: bool | None = None) -> None:
         if int(max_evidence) < 1:
             raise ConfigError(f"retriever {self.name!r}: max_evidence must be >= 1, got {max_evidence}.")
         self.max_evidence, self.window, self.seed = int(max_evidence), window, int(seed)

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from lamp.data.eventlog import EventLog
 from lamp.data.render import SEP, render_event
 from lamp.errors import ConfigError, LeakageError
+from lamp.progress import progress_bar
 from lamp.retrieval.index import HistoryIndex
 from lamp.types import AbductionRequest, CauseEvent, Evidence
 
@@ -85,7 +85,7 @@ class PoolRetriever:
     name = "pool"
 
     def __init__(self, *, top_k: int = 5, max_evidence: int = 32, max_pool: int = 500,
-                 window: float | None = None, min_score: float | None = None, progress: bool = False,
+                 window: float | None = None, min_score: float | None = None, progress: bool | None = None,
                  chunk_size: int = 2048) -> None:
         for key, value in (("top_k", top_k), ("max_evidence", max_evidence), ("max_pool", max_pool),
                            ("chunk_size", chunk_size)):
@@ -111,7 +111,7 @@ class PoolRetriever:
                               "pass one (possibly empty) list of causes per request.")
         index = HistoryIndex.for_log(log)
         out: list[Evidence] = []
-        bar = tqdm(total=len(requests), disable=not self.progress, desc=f"retrieve[{self.name}]", unit="request")
+        bar = progress_bar(total=len(requests), desc=f"retrieval ({self.name})", unit="request", enabled=self.progress)
         for lo in range(0, len(requests), self.chunk_size):  # bounded memory: pools live one chunk at a time
             jobs = [self._job(index, req, causes) for req, causes in
                     zip(requests[lo : lo + self.chunk_size], causes_list[lo : lo + self.chunk_size], strict=True)]

@@ -94,7 +94,7 @@ class EasyTPPSettings:
     valid_queries: int | None = 2000  # seeded sample of the valid queries for early stopping; None = all
     seed: int = 0
     device: str = "auto"
-    progress: bool = False
+    progress: bool | None = None
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:

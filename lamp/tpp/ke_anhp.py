@@ -68,7 +68,7 @@ class KEANHPSettings:
     valid_queries: int | None = None  # seeded sample of valid queries for epoch selection; None = all
     seed: int = 0
     device: str = "auto"
-    progress: bool = False
+    progress: bool | None = None
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:

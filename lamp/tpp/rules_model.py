@@ -43,7 +43,7 @@ class RulesModel(BaseModel):
     def __init__(self, *, mining: MiningConfig | dict[str, Any] | None = None,
                  params: ApplyParams | dict[str, Any] | None = None, tune: bool = True,
                  grid: TuningGrid | dict[str, Any] | None = None, rules: RuleSet | None = None,
-                 n_jobs: int = 0, progress: bool = False) -> None:
+                 n_jobs: int = 0, progress: bool | None = None) -> None:
         self.mining = mining if isinstance(mining, MiningConfig) else MiningConfig(**_tuples(mining or {}))
         self.params = params if isinstance(params, ApplyParams) else ApplyParams(**(params or {}))
         self.tune = tune
