@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,35 @@ def chromium_render(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
         return json.loads(html_lib.unescape(found.group(1)))
 
     return render
+
+
+def terminal_screen(text: str) -> list[str]:
+    """The lines a terminal shows after ``text`` was written to it, scrolled-off ones included: \\r returns
+    to the line's start, \\n moves down, ESC[A (how tqdm reaches a nested bar's line) moves up, later
+    characters overwrite earlier ones; other escape sequences are dropped."""
+    rows: list[list[str]] = [[]]
+    r = c = 0
+    for token in re.findall(r"\x1b\[[0-9;]*[A-Za-z]|\r|\n|[^\r\n\x1b]", text):
+        if token == "\r":
+            c = 0
+        elif token == "\n":
+            r, c = r + 1, 0
+        elif token == "\x1b[A":
+            r = max(0, r - 1)
+        elif not token.startswith("\x1b"):
+            while len(rows) <= r:
+                rows.append([])
+            row = rows[r]
+            row.extend(" " * (c + 1 - len(row)))
+            row[c] = token
+            c += 1
+    lines = ["".join(row).rstrip() for row in rows]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+@pytest.fixture()
+def screen() -> Callable[[str], list[str]]:
+    """:func:`terminal_screen`: what a terminal shows after some output."""
+    return terminal_screen
