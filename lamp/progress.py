@@ -66,10 +66,6 @@ class Bar:
         self._tqdm = tqdm(total=total, desc=desc, unit=unit, disable=not show, delay=DELAY_S, leave=leave,
                           dynamic_ncols=True, file=sys.stderr)
 
-    @property
-    def n(self) -> float:
-        return float(self._tqdm.n)
-
     def extend(self, total: int | None) -> None:
         """Add ``total`` more steps (a later call in the same stage)."""
         if total is not None and self._tqdm.total is not None:

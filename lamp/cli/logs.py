@@ -56,4 +56,3 @@ def configure_console(verbose: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("lamp").setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.captureWarnings(True)
