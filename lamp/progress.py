@@ -69,8 +69,7 @@ class Bar:
     def extend(self, total: int | None) -> None:
         """Add ``total`` more steps (a later call in the same stage)."""
         if total is not None and self._tqdm.total is not None:
-            self._tqdm.total += total
-            self._tqdm.refresh()
+            self._tqdm.total += total  # shown at the next update: a refresh now would ignore the delay
 
     def update(self, n: float = 1) -> None:
         self._tqdm.update(n)

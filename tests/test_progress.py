@@ -83,4 +83,9 @@ def test_a_quick_loop_prints_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     with stage("rank[lamp[rules]]", enabled=True):
         for _ in progress_bar(range(3), desc="ranker training", unit="epoch"):
             time.sleep(0.01)
+    with stage("retrieve[rules]", enabled=True):
+        for n in (5, 10):  # a shared bar that grows: still nothing before the delay
+            bar = progress_bar(total=n, desc="retrieval", unit="request")
+            bar.update(n)
+            bar.close()
     assert term.getvalue() == ""
