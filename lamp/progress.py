@@ -117,6 +117,10 @@ class _IterBar(Bar):
             for item in self._iterable:
                 yield item
                 self.update(1)
+        except GeneratorExit:  # the loop left early (e.g. early stopping) after using the last item: count it
+            self.update(1)
+            self.note(stopped="early")
+            raise
         finally:
             self.close()
 

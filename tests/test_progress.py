@@ -89,3 +89,14 @@ def test_a_quick_loop_prints_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
             bar.update(n)
             bar.close()
     assert term.getvalue() == ""
+
+
+def test_a_loop_that_stops_early_says_so(monkeypatch: pytest.MonkeyPatch,
+                                         screen: Callable[[str], list[str]]) -> None:
+    terminal = _terminal(monkeypatch)
+    with stage("rank[lamp[llm]]", enabled=True):
+        for epoch in progress_bar(range(1, 31), desc="ranker training", unit="epoch"):
+            if epoch == 17:  # early stopping
+                break
+    [line] = [line for line in screen(terminal.getvalue()) if line]
+    assert "| 17/30 " in line and "stopped=early" in line

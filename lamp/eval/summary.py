@@ -154,5 +154,12 @@ def headline(selection: Selection, rows: Sequence[Mapping[str, Any]], tables: Ma
         return (f"Best on valid: the base model {base} (mean rank {bv:.2f}; no method beat it, the closest is "
                 f"{runner.method} at {runner.value:.2f}, {n} held-out valid queries); {runner.method} "
                 f"{compare_on_test(runner.method, base, tables, rows)}.")
-    return (f"Best on valid: {best} (mean rank {v:.2f} vs {bv:.2f} for the base, {n} held-out valid queries); "
+    tied = [s.method for s in valid_scores(rows) if s.value == v and s.method != best]
+    tie = (f", tied with {_names(tied)}, the earlier row taken," if tied else "")
+    return (f"Best on valid: {best} (mean rank {v:.2f}{tie} vs {bv:.2f} for the base, {n} held-out valid queries); "
             f"{compare_on_test(best, base, tables, rows)}.")
+
+
+def _names(methods: Sequence[str], most: int = 3) -> str:
+    shown = list(methods[:most]) + ([f"{len(methods) - most} more"] if len(methods) > most else [])
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]

@@ -2,8 +2,8 @@
 the causes its abducer proposed and the real past events the retriever found (the ranker's evidence).
 
 Methods whose causes explain themselves (mined rules carry the rule, its confidence and the matched
-events) come before those that do not (an LLM's bare cause events); the method chosen on valid comes
-first. A cause an LLM gave every candidate of a query alike is shown once, above the candidates.
+events) come before those that do not (an LLM's bare cause events), each group with the method chosen on
+valid first. A cause an LLM gave every candidate of a query alike is shown once, above the candidates.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from lamp.data.render import render_event, render_row
 from lamp.pipeline.methods import MethodRun
 from lamp.types import CauseEvent
 
-SHOWN_CANDIDATES = 3  # lamp's top candidates per query, plus the gold answer when it is lower
+SHOWN_CANDIDATES = 3  # lamp's top candidates per query, plus those the ranker moved and the gold answer
+MAX_SHOWN = 6
 SHOWN_CAUSES = 2
 SHOWN_EVIDENCE = 3
 
 
 def explained_methods(methods: Sequence[MethodRun], lead: str | None) -> list[MethodRun]:
-    """The lamp rows to explain, in order: ``lead`` first, then rows with readable causes, then the rest.
+    """The lamp rows to explain, in order: rows with readable causes, then the rest, ``lead`` first in each.
     A ``no_ranker`` row is explained only when the run has no ranked row for its abducer."""
     lamp = [m for m in methods if m.method.startswith("lamp[") and m.causes]
     ranked = {m.method for m in lamp if "no_ranker" not in m.method}
@@ -34,7 +35,7 @@ def explained_methods(methods: Sequence[MethodRun], lead: str | None) -> list[Me
         return any(c.explanation for causes in m.causes.values() for c in causes)
 
     order = {id(m): k for k, m in enumerate(methods)}
-    return sorted(lamp, key=lambda m: (m.method != lead, not readable(m), order[id(m)]))
+    return sorted(lamp, key=lambda m: (not readable(m), m.method != lead, order[id(m)]))
 
 
 def pick_queries(method: MethodRun, base: MethodRun, n: int) -> list[int]:
@@ -80,9 +81,9 @@ def explain_query(log: EventLog, method: MethodRun, base: MethodRun, i: int) -> 
     target = int(row["target"])
     cands = [int(c) for c in method.table.candidates[i]]
     base_pos = {int(c): p for p, c in enumerate(base.table.candidates[i])}
-    shown = list(range(min(SHOWN_CANDIDATES, len(cands))))
-    if target in cands and cands.index(target) not in shown:
-        shown.append(cands.index(target))
+    moved = {p for p, c in enumerate(cands) if base_pos.get(c, p) != p}
+    wanted = set(range(min(SHOWN_CANDIDATES, len(cands)))) | moved | ({cands.index(target)} if target in cands else set())
+    shown = sorted(wanted)[:MAX_SHOWN]
     gold = render_event(log, *q.candidate_event(i, target), time)
     lines = [f"**Query {qid}**: gold `{gold}`" + ("" if target in cands else " (not in the base model's top-M)"), ""]
     keys = {_causes_key(method.causes.get((qid, c), [])) for c in cands}
@@ -102,6 +103,8 @@ def explain_query(log: EventLog, method: MethodRun, base: MethodRun, i: int) -> 
         if not shared:
             lines += _cause_lines(method.causes.get((qid, cand), []))
         lines += [f"  - evidence: `{render_row(log, int(idx))}`" for idx in evidence[-SHOWN_EVIDENCE:]]
+    if len(wanted) > len(shown):
+        lines.append(f"- ... {len(wanted) - len(shown)} more moved candidates (all in `predictions.parquet`)")
     lines.append("")
     return lines
 
@@ -115,8 +118,8 @@ def explanations(log: EventLog, methods: Sequence[MethodRun], lead: str | None, 
     lines: list[Any] = [
         "## Explanations", "",
         f"For up to {n_queries} test queries, the first of the sample whose top-M order the method changed (then "
-        "unchanged ones): lamp's top candidates, each with its move from the base model's order, the causes "
-        "the abducer proposed and the latest of the real past events the retriever found for them, which are "
+        "unchanged ones): lamp's top candidates and those it moved, each with its move from the base model's "
+        "order, the causes the abducer proposed and the latest of the real past events the retriever found for them, which are "
         "what the ranker scored.", ""]
     for m in chosen:
         lines += [f"### {m.method}" + (" (chosen on valid)" if m.method == lead else ""), ""]

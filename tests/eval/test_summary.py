@@ -68,6 +68,15 @@ def test_a_better_row_gets_its_paired_interval_and_verdict() -> None:
     assert sentence.endswith("better than the base.")
 
 
+def test_a_tie_on_valid_is_said() -> None:
+    base = base_table()
+    tables = {"base:toy": base, "lamp[llm]": base, "lamp[rules]": base, "ablation:recent": base}
+    rows = rows_of(tables, {m: ranked(1.76) for m in ("lamp[llm]", "lamp[rules]", "ablation:recent")})
+    sentence = headline(select_on_valid(valid_scores(rows)), rows, tables)
+    assert sentence.startswith("Best on valid: lamp[llm] (mean rank 1.76, tied with lamp[rules] and ablation:recent, "
+                               "the earlier row taken, vs 2.00 for the base")
+
+
 def test_the_base_leads_when_nothing_beats_it_on_valid_and_ties_go_to_the_base() -> None:
     base = base_table()
     tables = {"base:toy": base, "lamp[a]": base}
