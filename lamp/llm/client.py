@@ -130,7 +130,12 @@ class LLMClient:
                     self.cache.release(key)
             bar.close()
             self.usage.wall_time_s += time.perf_counter() - t0
-        return [r if r is not None else failed_response("not run") for r in out]
+        responses = [r if r is not None else failed_response("not run") for r in out]
+        failed = [r for r in responses if r.error is not None and r.error != BUDGET_EXHAUSTED]
+        if failed:  # one line per batch; each failure is a DEBUG line (lamp run -v)
+            logger.warning("%d of %d LLM requests failed (%s: %s); they carry the error", len(failed),
+                           len(responses), self.backend.name, failed[0].error)
+        return responses
 
     def _estimate(self, req: LLMRequest) -> tuple[int, float]:
         prompt = self.backend.count_tokens(req.prompt_text()) + _TEMPLATE_TOKENS_PER_MESSAGE * len(req.messages)
@@ -166,7 +171,7 @@ class LLMClient:
         except (ConfigError, MissingDependencyError):
             raise
         except Exception as exc:  # a backend bug must not lose the rest of the batch
-            logger.warning("LLM backend %s raised %s: %s", self.backend.name, type(exc).__name__, exc)
+            logger.debug("LLM backend %s raised %s: %s", self.backend.name, type(exc).__name__, exc)
             return failed_response(f"{type(exc).__name__}: {exc}")
 
     def _finish(self, key: str, req: LLMRequest, resp: LLMResponse) -> LLMResponse:
@@ -182,7 +187,7 @@ class LLMClient:
         if resp.error is not None:
             u.failures += 1
             u.add_tag(req.tag, "failures")
-            logger.warning("LLM call failed (tag=%r): %s", req.tag, resp.error)
+            logger.debug("LLM call failed (tag=%r): %s", req.tag, resp.error)
             if self.cache is not None:
                 self.cache.release(key)
         elif self.cache is not None:
