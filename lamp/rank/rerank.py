@@ -183,6 +183,18 @@ def _evidence_control(log: EventLog, table: CandidateTable, evidences: Sequence[
             "evidence_control_diff": float(diff.mean()), "evidence_control_se": se}
 
 
+def _stop_mean_ranks(base: np.ndarray, final: np.ndarray, gold: np.ndarray) -> dict[str, float | None]:
+    """The paper's metric on the held-out valid queries (gold in the top-M): mean rank of the gold by the base
+    order and by the final order (average ties), as the report's selection on valid reads it."""
+    from lamp.rank.ranker import gold_ranks
+
+    keep = gold >= 0
+    if not keep.any():
+        return {"stop_mean_rank_base": None, "stop_mean_rank_combined": None}
+    return {"stop_mean_rank_base": float(gold_ranks(-base[keep].astype(np.float64), gold[keep]).mean()),
+            "stop_mean_rank_combined": float(gold_ranks(-final[keep], gold[keep]).mean())}
+
+
 def _take_table(table: CandidateTable, pos: np.ndarray) -> CandidateTable:
     return CandidateTable(table.method, table.queries.take(pos), table.top_m, table.candidates[pos],
                           table.scores[pos], table.gold_rank_filtered[pos])
@@ -324,6 +336,7 @@ def rerank_top_m(log: EventLog, tables: Mapping[str, CandidateTable], evidences:
     test_scores = scorer(test, evidences["test"], feats["test"].values)
     final = combine(test_scores, test.scores, w)
     stop_final = combine(stop_scores, base_stop, w)
+    info.update(_stop_mean_ranks(base_stop, stop_final, gold["valid"][stop]))
     fitted = FittedRanker(ranker, model, w, feats["valid"].names, use_evidence)
     return RerankOutcome(order_of(final), final, test_scores, info, fitted, stop, order_of(stop_final), stop_final)
 

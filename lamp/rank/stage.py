@@ -148,7 +148,7 @@ def rank_top_m(log: EventLog, tables: dict[str, CandidateTable], evidences: dict
     shuffled = shuffle_evidence(stop, seed=seed + 1)
     info.update(_evidence_control(stop, stop_energy, shuffled, ranker.score(shuffled) if shuffled else stop_energy))
     if info["evidence_control"].startswith("no measurable"):
-        logger.warning("ranker: %s (stop-part mean rank %.3f, with another query's evidence %.3f)",
+        logger.debug("ranker: %s (stop-part mean rank %.3f, with another query's evidence %.3f)",
                        info["evidence_control"], info["stop_mean_rank_energy"] or float("nan"),
                        info["stop_mean_rank_energy_shuffled"] or float("nan"))
     energies = ranker.score(test)

@@ -70,7 +70,7 @@ class KEANHPSettings:
     valid_queries: int | None = None  # seeded sample of valid queries for epoch selection; None = all
     seed: int = 0
     device: str = "auto"
-    progress: bool = not_in_key(False)
+    progress: bool | None = not_in_key(None)  # None: follow the stage (lamp.progress)
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
