@@ -74,8 +74,8 @@ def render_report(cfg: PipelineConfig, run_dir: Path, log: EventLog, methods: li
         "",
         f"Split: **test**, a seeded sample of {n_test} queries (seed {cfg.seed}; size fixed in the config "
         f"before the run). Base model: `{cfg.base_model.name}`; LLM: `{llm_name or 'none'}`; "
-        f"retriever: `{cfg.retriever.name}`; ranker: `{cfg.ranker.name if cfg.ranker else 'none'}` trained on "
-        f"{cfg.n_valid_queries} valid queries (first 2/3 by time train, last 1/3 early-stop).",
+        f"retriever: `{cfg.retriever.name}`; ranker: `{cfg.ranker.name if cfg.ranker else 'none'}`"
+        + _ranker_queries(methods) + ".",
         "",
         "Metrics: `mean_rank_top_m` is the paper's metric, the mean position of the gold event among the base "
         "model's top-M over the `n_gold_in_top_m` queries whose gold is there (lower is better); "
@@ -104,6 +104,20 @@ def render_report(cfg: PipelineConfig, run_dir: Path, log: EventLog, methods: li
     lines += _plots(run_dir, rows)
     lines += _explanations(cfg, log, methods)
     return "\n".join(lines) + "\n"
+
+
+def _ranker_queries(methods: list[MethodRun]) -> str:
+    """How many valid queries the ranker learned from: those with the gold in the base top-M (the others
+    cannot train a softmax over the top-M and are skipped); the same for every method (one base top-M)."""
+    info = next((m.extra_metrics for m in methods if "ranker_valid_examples" in m.extra_metrics), None)
+    if info is None:
+        return ""
+    if "ranker_train_used" not in info:
+        return f" not trained ({info.get('ranker_fallback', 'no usable valid query')})"
+    return (f" trained on {info['ranker_train_used']} valid queries and early-stopped on {info['ranker_stop_used']} "
+            f"(those with the gold in the base top-M, of {info['ranker_valid_examples']} sampled: the first 2/3 by "
+            f"time train, the last 1/3 early-stop; {info['ranker_skipped_train']} + {info['ranker_skipped_valid']} "
+            "skipped)")
 
 
 def _plots(run_dir: Path, rows: list[dict[str, Any]]) -> list[str]:
