@@ -111,17 +111,14 @@ def query_set_checks(scorer: Scorer, log: EventLog, queries: QuerySet, positions
     rng = np.random.default_rng(seed)
     some = np.sort(rng.choice(len(sel), size=min(n_alone, len(sel)), replace=False))
     out = []
-    one = [np.array([i]) for i in some.tolist()]
-    alone = {int(i[0]): scorer.score(log, sel.take(i), top_m, batch_size=1) for i in one}
+    alone = {i: scorer.score(log, sel.take(np.array([i])), top_m, batch_size=1) for i in some.tolist()}
     out.append(row("query set", "each query scored alone", subject,
-                   [compare(subset(ref, i, sel.take(i)), alone[int(i[0])]) for i in one], tolerance=tolerance))
+                   [compare(subset(ref, np.array([i]), t.queries), t) for i, t in alone.items()], tolerance=tolerance))
     # a query alone sees no other query: with its twin in the batch it must score the same
     twin_of = twins(queries)[positions]
-    first = np.array([0])
-    paired = [compare(alone[int(i[0])],
-                      subset(scorer.score(log, queries.take(np.array([positions[i[0]], twin_of[i[0]]])), top_m), first,
-                             sel.take(i)))
-              for i in one if twin_of[i[0]] >= 0]
+    paired = [compare(t, subset(scorer.score(log, queries.take(np.array([positions[i], twin_of[i]])), top_m),
+                                np.array([0]), t.queries))
+              for i, t in alone.items() if twin_of[i] >= 0]
     if paired:
         out.append(row("query set", "with its inverse twin in the batch (vs alone)", subject, paired,
                        tolerance=tolerance))
