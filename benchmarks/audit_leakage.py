@@ -99,7 +99,8 @@ def run_task(model_name: str, task: str, dataset: str, args: argparse.Namespace)
     control_rows = [r for r in res.rows if r.subject != "model"]
     lines = [f"## {dataset}, task {task}", "",
              f"{res.n_queries} test queries at {res.n_timestamps} seeded test timestamps (at most {args.per_timestamp} "
-             f"per timestamp{', both directions' if task == 'object' else ''}), top-{args.top_m}; audit wall time "
+             f"per timestamp{', both directions' if task == 'object' else ''}), top-{args.top_m}; the model's filtered "
+             f"MRR on them {res.mrr:.4f}; audit wall time "
              f"{seconds:.0f} s (the model fitted {4 + (pinned_kw is not None)} times).", "",
              "| family | check | queries | same top-M | same gold rank | max abs score diff | allowed | result |",
              "|---|---|---:|---:|---:|---:|---:|---|"]

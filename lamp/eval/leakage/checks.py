@@ -144,20 +144,21 @@ def fit_and_score(model: BaseModel, fit_log: EventLog, log: EventLog, queries: Q
 
 def training_checks(build: Callable[[], BaseModel], reference: CandidateTable, log: EventLog, queries: QuerySet,
                     top_m: int, *, pinned: Callable[[], BaseModel] | None = None, directions: str = "both",
-                    subject: str = "model", seed: int = 0, tolerance: float = 0.0) -> list[CheckRow]:
+                    subject: str = "model", seed: int = 0) -> list[CheckRow]:
     """Refit with ``build()`` on changed logs and score ``queries`` on the real ``log``; compare with ``reference``
     (the scores of ``build()`` fitted on ``log``).
 
     - "refit on the same log": how far two fits on the same data differ (0 when fitting is deterministic):
-      the tolerance of the other rows (seed noise) when it exceeds ``tolerance``;
+      the tolerance of the other rows (seed noise; the batches are the same on both sides);
     - "refit, test part random": every test row rewritten; fit must not read it (nor may selection on valid);
     - "refit with selection pinned, valid and test parts random" (with ``pinned``, a ``build`` whose choice
       on valid is fixed): what fit learns must come from the train rows alone.
     """
     again = compare(reference, fit_and_score(build(), log, log, queries, top_m, directions))
     noise = row("training", "refit on the same log (determinism; reference)", subject, [again], counts=False)
-    # beyond the noise of refitting on the same data (none when fitting is deterministic) nothing may move
-    tol = max(tolerance, noise.max_abs_score_diff)
+    # the same batches score both sides: beyond the noise of refitting on the same data (none when fitting is
+    # deterministic) nothing may move
+    tol = noise.max_abs_score_diff
     least = min(noise.same_top_m, noise.same_gold_rank if noise.same_gold_rank is not None else 1.0)
     test_random = randomised_from(log, log.split_ends[1], seed)
     out = [noise, row("training", "refit, test part random", subject,
