@@ -145,8 +145,7 @@ def render_report(cfg: PipelineConfig, run_dir: Path, log: EventLog, methods: li
         f"**{run_headline(rows, methods)}**", "",
         f"Test: a seeded sample of {n_test} queries (seed {cfg.seed}; size fixed in the config before the run). "
         f"Base model `{cfg.base_model.name}`; LLM `{llm_name or 'none'}`; retriever `{cfg.retriever.name}`; "
-        f"ranker `{cfg.ranker.name if cfg.ranker else 'none'}` trained on {cfg.n_valid_queries} valid queries "
-        "(the earlier 2/3 by time train it, the last 1/3 early-stops it and chooses its weight).", "",
+        f"ranker `{cfg.ranker.name if cfg.ranker else 'none'}`" + _ranker_queries(methods) + ".", "",
         "## Results (test)", "",
         results_table(rows), "",
     ]
@@ -173,6 +172,24 @@ def render_report(cfg: PipelineConfig, run_dir: Path, log: EventLog, methods: li
         "the LLMs' training data: rows that use an LLM carry possible pre-training leakage. Every number, per "
         "direction and with all its intervals, is in `metrics.json`.", ""]
     return "\n".join(lines) + "\n"
+
+
+def _ranker_queries(methods: list[MethodRun]) -> str:
+    """How many valid queries the ranker learned from: those with the gold in the base top-M (the others
+    cannot train a softmax over the top-M and are skipped); the same for every method (one base top-M)."""
+    info = next((m.extra_metrics for m in methods if "ranker_train_used" in m.extra_metrics
+                 or "ranker_fallback" in m.extra_metrics), None)
+    if info is None:
+        return ""
+    if "ranker_train_used" not in info:
+        return f" not trained ({info.get('ranker_fallback', 'no usable valid query')})"
+    sampled = info.get("ranker_valid_examples", info.get("ranker_valid_queries"))
+    teacher = next((m.extra_metrics["ranker_trained_on"] for m in methods if "ranker_trained_on" in m.extra_metrics),
+                   None)
+    return (f" trained on {info['ranker_train_used']} valid queries and early-stopped on {info['ranker_stop_used']} "
+            f"(those with the gold in the base top-M, of {sampled} sampled: the first 2/3 by time train, the last 1/3 "
+            "early-stops and chooses the weight of the base score)"
+            + (f"; an LLM abducer's ranker learned from {teacher}" if teacher else ""))
 
 
 def _plots(run_dir: Path, rows: list[dict[str, Any]]) -> list[str]:

@@ -135,7 +135,8 @@ def rank_top_m(log: EventLog, tables: dict[str, CandidateTable], evidences: dict
     stop_energy = ranker.score(stop)
     weight, table = select_weight(stop, stop_energy) if combine_base else (0.0, {})
     ranker.weight = weight
-    base_energy = np.broadcast_to(np.arange(m, dtype=np.float32), (len(stop), m))  # base order as energy
+    # the base order as energy, its ties at their average rank (not the listing's lower id first)
+    base_energy = -np.stack([e.base_scores for e in stop]) if stop else np.zeros((0, m), np.float32)
     info.update({k: report[k] for k in ("best_epoch", "epochs_run", "skipped_train", "skipped_valid", "curve")})
     info.update({"train_used": report["train_examples"], "stop_used": report["valid_examples"]})
     info.update({"weight": weight_to_json(weight), "weight_grid": {str(k): v for k, v in table.items()},

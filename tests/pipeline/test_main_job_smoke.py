@@ -49,6 +49,11 @@ def test_rules_only_pipeline_writes_every_output(data_dir: Path, tmp_path: Path)
                                  "ablation:recent", "ablation:effect_similarity"}
     rows = json.loads((run_dir / "metrics.json").read_text())
     assert all(r["n_queries"] > 0 and r["tie_rule"] == "average" for r in rows)
+    # the report names the valid queries the ranker learned from (gold in the top-M), not the sample size
+    ranked = next(r for r in rows if r["method"] == "lamp[rules]")
+    assert ranked["ranker_train_used"] + ranked["ranker_skipped_train"] == ranked["ranker_train_part"]
+    assert (f"trained on {ranked['ranker_train_used']} valid queries and early-stopped on "
+            f"{ranked['ranker_stop_used']}") in (run_dir / "report.md").read_text()
     evidence = pd.read_parquet(run_dir / "evidence.parquet")
     assert len(evidence) > 0
     assert not evidence.duplicated(["method", "split", "query_id", "candidate", "position"]).any()
