@@ -192,14 +192,11 @@ class Pipeline:
         info: dict[str, Any] = {"base_fit": fitted.report, "valid_queries": len(valid_q)}
         the_ranker = None
         if comps.ranker is not None:
-            # the ranker learns from the valid queries only; it is applied to them too, so its numbers on them
-            # are training numbers: only the held-out part of valid ("stop_*") is reported
-            ranked = steps.rank(comps.ranker, log, {"valid": table, "test": table},
-                                {"valid": retrieved.evidence, "test": retrieved.evidence},
-                                (retrieved.key, retrieved.key), seed=seed, progress=progress, store=store)
-            the_ranker = ranked.model
-            info["ranker"] = {f"valid_{k}" if k.startswith("stop_") else k: v for k, v in ranked.info.items()
-                              if k != "curve" and not k.startswith("test_") and not k.startswith("_")}
+            # the ranker learns from the valid queries only; the numbers of their held-out last part are "valid_*"
+            the_ranker, rinfo, _, _ = steps.fit_ranker(comps.ranker, log, table, retrieved.evidence, retrieved.key,
+                                                       seed=seed, progress=progress, store=store)
+            info["ranker"] = {f"valid_{k}" if k.startswith("stop_") else k: v for k, v in rinfo.items()
+                              if k != "curve" and not k.startswith("_")}
         inner: Any = getattr(the_abducer, "llm", the_abducer)
         if hasattr(inner, "demonstrations"):  # an LLM abducer keeps its train demonstrations for predict()
             inner.fixed_demonstrations = list(inner.demonstrations(log))

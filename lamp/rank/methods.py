@@ -19,7 +19,7 @@ from typing import Any
 
 from lamp.components import Configurable, make_settings, not_in_key
 from lamp.data.eventlog import EventLog
-from lamp.rank.rerank import FittedRanker, RerankOutcome, rerank_top_m
+from lamp.rank.rerank import FittedRanker, RerankOutcome, fit_reranker, rerank_top_m
 from lamp.types import CandidateTable, Evidence
 
 
@@ -68,6 +68,13 @@ class _FeatureRanking(Configurable):
 
     def __init__(self, settings: Any = None, **overrides: Any) -> None:
         self.settings = make_settings(type(self).Settings, settings, overrides, where=f"ranker {self.name!r}")
+
+    def fit(self, log: EventLog, valid: CandidateTable, evidences: Sequence[Evidence], *, seed: int = 0,
+            progress: bool = False) -> tuple[FittedRanker | None, dict[str, Any]]:
+        """Fit on the valid queries (None: none had its gold in the top-M); apply with
+        :func:`lamp.rank.rerank.apply_ranker`."""
+        return fit_reranker(log, valid, evidences, ranker=self.kind, seed=seed, progress=progress,
+                            **asdict(self.settings))
 
     def rank(self, log: EventLog, tables: Mapping[str, CandidateTable], evidences: Mapping[str, Sequence[Evidence]],
              *, seed: int = 0, progress: bool = False) -> RerankOutcome:

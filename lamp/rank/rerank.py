@@ -292,53 +292,85 @@ def rerank_top_m(log: EventLog, tables: Mapping[str, CandidateTable], evidences:
     :class:`~lamp.rank.ranker.EnergyRanker`; ``epochs``/``patience`` for the energy ranker's fit; a
     config file's ``name`` is ignored, so ``rerank_top_m(log, tables, evidences, **conf_ranker)`` works).
     """
+    ens = ensemble or {}
+    test = tables["test"]
+    start = time.perf_counter()
+    test_feats = build_features(log, test, evidences["test"] if use_evidence else None, ensemble=ens.get("test"))
+    fit = _fit_on_valid(log, tables["valid"], evidences["valid"], ranker=ranker, ensemble=ens.get("valid"),
+                        seed=seed, train_fraction=train_fraction, use_evidence=use_evidence, progress=progress,
+                        hparams=hparams)
+    info = {**fit.info, "test_queries": len(test.queries),
+            "feature_seconds": fit.info["feature_seconds"] + time.perf_counter() - start - fit.seconds}
+    if fit.ranker is None or fit.scorer is None or fit.stop_final is None:
+        base = test.scores.astype(np.float64)
+        m = test.candidates.shape[1]
+        return RerankOutcome(np.broadcast_to(np.arange(m), base.shape).copy(), base, np.zeros_like(base), info, None)
+    test_scores = fit.scorer(test, evidences["test"], test_feats.values)
+    final = combine(test_scores, test.scores, fit.ranker.weight)
+    return RerankOutcome(order_of(final), final, test_scores, info, fit.ranker, fit.stop, order_of(fit.stop_final),
+                         fit.stop_final)
+
+
+def fit_reranker(log: EventLog, valid: CandidateTable, evidences: Sequence[Evidence], *, ranker: str = "lightgbm",
+                 seed: int = 0, train_fraction: float = 2 / 3, use_evidence: bool = True, progress: bool = False,
+                 **hparams: Any) -> tuple[FittedRanker | None, dict[str, Any]]:
+    """The ranker fitted on the valid queries alone (no ensemble), and what it learned; apply it to any
+    table with :func:`apply_ranker`. None when no training query has its gold in the top-M."""
+    fit = _fit_on_valid(log, valid, evidences, ranker=ranker, ensemble=None, seed=seed, train_fraction=train_fraction,
+                        use_evidence=use_evidence, progress=progress, hparams=hparams)
+    return fit.ranker, fit.info
+
+
+@dataclass(frozen=True)
+class _Fit:
+    ranker: FittedRanker | None
+    scorer: Scorer | None
+    info: dict[str, Any]
+    stop: np.ndarray
+    stop_final: np.ndarray | None
+    seconds: float
+
+
+def _fit_on_valid(log: EventLog, valid: CandidateTable, evidences: Sequence[Evidence], *, ranker: str,
+                  ensemble: Ensemble | None, seed: int, train_fraction: float, use_evidence: bool, progress: bool,
+                  hparams: Mapping[str, Any]) -> _Fit:
+    """Features of the valid queries, the fit on their earlier part, ``w`` and the evidence control on the rest."""
     if ranker not in FEATURE_RANKERS:
         raise ConfigError(f"Invalid feature ranker: {ranker!r}. Valid choices are: {', '.join(FEATURE_RANKERS)}")
-    valid, test = tables["valid"], tables["test"]
-    ens = ensemble or {}
-    start = time.perf_counter()
-    feats = {s: build_features(log, tables[s], evidences[s] if use_evidence else None, ensemble=ens.get(s))
-             for s in ("valid", "test")}
-    seconds_features = time.perf_counter() - start
-    is_true = {s: true_cells(tables[s]) for s in ("valid", "test")}
-    gold = {s: tables[s].gold_position() for s in ("valid", "test")}
+    began = time.perf_counter()
+    feats = build_features(log, valid, evidences if use_evidence else None, ensemble=ensemble)
+    is_true, gold = true_cells(valid), valid.gold_position()
     train, stop = split_positions(valid, train_fraction)
-    m = test.candidates.shape[1]
-    info: dict[str, Any] = {"ranker": ranker, "valid_queries": len(valid.queries), "test_queries": len(test.queries),
-                            "top_m": m, "train_part": len(train), "stop_part": len(stop),
-                            "train_used": int((gold["valid"][train] >= 0).sum()),
-                            "stop_used": int((gold["valid"][stop] >= 0).sum()), "features": list(feats["valid"].names),
-                            "ensemble": sorted(ens.get("valid", {})), "use_evidence": use_evidence,
-                            "feature_seconds": seconds_features}
+    m = valid.candidates.shape[1]
+    info: dict[str, Any] = {"ranker": ranker, "valid_queries": len(valid.queries), "top_m": m,
+                            "train_part": len(train), "stop_part": len(stop),
+                            "train_used": int((gold[train] >= 0).sum()), "stop_used": int((gold[stop] >= 0).sum()),
+                            "features": list(feats.names), "ensemble": sorted(ensemble or {}),
+                            "use_evidence": use_evidence, "feature_seconds": time.perf_counter() - began}
     if not info["train_used"]:
         logger.warning("ranker: no training query has its gold in the top-%d; keeping the base order", m)
         info["fallback"] = "no training query with its gold in the top-M; base order kept"
-        base = test.scores.astype(np.float64)
-        return RerankOutcome(np.broadcast_to(np.arange(m), base.shape).copy(), base, np.zeros_like(base), info, None)
-    yv = is_true["valid"].astype(np.float64)
+        return _Fit(None, None, info, stop, None, time.perf_counter() - began)
     start = time.perf_counter()
-    model, scorer, report = _fit(ranker, log, valid, evidences["valid"], feats["valid"], yv, train, stop, seed,
+    model, scorer, report = _fit(ranker, log, valid, evidences, feats, is_true.astype(np.float64), train, stop, seed,
                                  {**hparams, "progress": progress})
     info["train_seconds"] = time.perf_counter() - start
     info.update(report)
-    stop_scores = scorer(_take_table(valid, stop), evidences["valid"], feats["valid"].values[stop])
+    stop_scores = scorer(_take_table(valid, stop), evidences, feats.values[stop])
     base_stop = valid.scores[stop]
-    w, grid = select_combination(stop_scores, base_stop, gold["valid"][stop], is_true["valid"][stop])
+    w, grid = select_combination(stop_scores, base_stop, gold[stop], is_true[stop])
     model.weight = w
-    rr = {name: filtered_top_m_rr(combine(stop_scores, base_stop, ww), gold["valid"][stop], is_true["valid"][stop])
+    rr = {name: filtered_top_m_rr(combine(stop_scores, base_stop, ww), gold[stop], is_true[stop])
           for name, ww in (("ranker", 0.0), ("base", math.inf), ("combined", w))}
     info.update({"weight": w if math.isfinite(w) else "inf", "weight_grid": {str(k): v for k, v in grid.items()},
                  **{f"stop_top_m_mrr_{k}": float(np.nanmean(v)) if np.isfinite(v).any() else None
                     for k, v in rr.items()}})
     if use_evidence:
-        info.update(_evidence_control(log, valid, evidences["valid"], feats["valid"], stop, w, gold["valid"],
-                                      is_true["valid"], seed + 1, scorer))
-    test_scores = scorer(test, evidences["test"], feats["test"].values)
-    final = combine(test_scores, test.scores, w)
+        info.update(_evidence_control(log, valid, evidences, feats, stop, w, gold, is_true, seed + 1, scorer))
     stop_final = combine(stop_scores, base_stop, w)
-    info.update(_stop_mean_ranks(base_stop, stop_final, gold["valid"][stop]))
-    fitted = FittedRanker(ranker, model, w, feats["valid"].names, use_evidence)
-    return RerankOutcome(order_of(final), final, test_scores, info, fitted, stop, order_of(stop_final), stop_final)
+    info.update(_stop_mean_ranks(base_stop, stop_final, gold[stop]))
+    fitted = FittedRanker(ranker, model, w, feats.names, use_evidence)
+    return _Fit(fitted, scorer, info, stop, stop_final, time.perf_counter() - began)
 
 
 ENERGY_DEFAULTS: dict[str, Any] = {"dim": 32, "layers": 1, "heads": 2, "dropout": 0.1, "max_evidence": 16,

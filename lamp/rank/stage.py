@@ -96,6 +96,13 @@ class EnergyRankerStage(Configurable):
              seed: int = 0, progress: bool = False) -> RankOutcome:
         return rank_top_m(log, tables, evidences, seed=seed, progress=progress, **asdict(self.settings))
 
+    def fit(self, log: EventLog, valid: CandidateTable, evidences: Sequence[Evidence], *, seed: int = 0,
+            progress: bool = False) -> tuple[EnergyRanker | None, dict[str, Any]]:
+        """Fit on the valid queries alone (the numbers of the held-out part are in ``info``)."""
+        out = rank_top_m(log, {"valid": valid, "test": valid}, {"valid": evidences, "test": evidences}, seed=seed,
+                         progress=progress, **asdict(self.settings))
+        return out.ranker, {k: v for k, v in out.info.items() if not k.startswith("test_")}
+
     @staticmethod
     def load_model(folder: str | os.PathLike[str]) -> EnergyRanker:
         return EnergyRanker.load(str(folder))

@@ -130,15 +130,19 @@ def test_listnet_loss_spreads_the_target_over_true_answers(synth: Synthetic) -> 
     assert torch.allclose(ranker._loss(energy, batch), expected)
 
 
-def test_the_ranker_config_files_drive_the_stage_directly(synth: Synthetic) -> None:
-    import yaml
-
-    from lamp.pipeline.config import conf_dir
+def test_the_ranker_config_files_drive_the_stage(synth: Synthetic) -> None:
+    """ranker=lightgbm / energy_features as the pipeline builds them (Settings from the registry) fit, reorder,
+    and give the same order through fit + apply as through the one-call stage."""
+    from lamp.rank import RANKERS
+    from lamp.rank.rerank import apply_ranker
 
     evid = scored_evidence(synth)
-    for name in ("lightgbm", "energy_features"):
-        conf = yaml.safe_load((conf_dir() / "ranker" / f"{name}.yaml").read_text())
+    for name, kind in (("lightgbm", "lightgbm"), ("energy_features", "energy")):
         small = {"n_estimators": 20, "num_threads": 1} if name == "lightgbm" else {"epochs": 1, "device": "cpu"}
-        out = rerank_top_m(synth.log, {"valid": synth.table, "test": synth.table}, {"valid": evid, "test": evid},
-                           seed=0, progress=False, **{**conf, **small})
-        assert out.info["ranker"] == conf["ranker"] and out.order.shape == synth.table.candidates.shape
+        method = RANKERS.make(name, **small)
+        out = method.rank(synth.log, {"valid": synth.table, "test": synth.table}, {"valid": evid, "test": evid}, seed=0)
+        assert out.info["ranker"] == kind and out.order.shape == synth.table.candidates.shape
+        fitted, info = method.fit(synth.log, synth.table, evid, seed=0)
+        assert info["ranker"] == kind
+        order, _, _ = apply_ranker(fitted, synth.log, synth.table, evid)
+        assert np.array_equal(order, out.order)

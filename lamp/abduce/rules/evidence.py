@@ -6,7 +6,7 @@ events) with the cause score. For training a ranker on every valid query only th
 matter: :func:`rule_evidence` applies the same rules in the same order (``RulesAbducer.causes``:
 both orientations, best score first, one cause per row, ``max_causes``) and assembles the evidence
 as a retriever does for indexed causes (rows ascending in time, the last ``max_evidence`` kept).
-``tests/abduce/test_rule_evidence.py`` checks the equality with abducer + retriever.
+``tests/rank/test_rule_evidence.py`` checks the equality with abducer + retriever.
 
 >>> evidence = rule_evidence(log, RulesAbducer(), requests)          # doctest: +SKIP
 """
