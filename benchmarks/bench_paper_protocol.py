@@ -29,6 +29,16 @@ cached, so a killed run resumes without repeating its calls. Written to ``paper_
 
     python benchmarks/bench_paper_protocol.py --llm --queries 100 --valid 50 --workers 2
 
+Spread over seeds (``--seeds 0,1,2``): each configuration is run once per seed, the seed drawing both
+the query samples (test and valid) and the ranker's initial weights and batches (``lamp.run(seed=...)``).
+The reported row is the first seed's (bootstrap interval and paired test); beside it, mean +- standard
+deviation over the seeds of the mean rank, the MRR and the paired rank difference to the base model
+(``benchmarks/seed_spread.py``). It works the same with ``--llm`` (three seeds cost three times the LLM
+calls: ``--queries 100 --valid 50 --seeds 0,1,2`` is 450 calls per configuration)::
+
+    python benchmarks/bench_paper_protocol.py --seeds 0,1,2
+    python benchmarks/bench_paper_protocol.py --llm --queries 100 --valid 50 --workers 2 --seeds 0,1,2
+
 A configuration a component does not support is reported as such in the table, never dropped.
 """
 
@@ -43,6 +53,8 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+from seed_spread import parse_seeds, spread_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "paper_protocol.md"
@@ -101,7 +113,8 @@ def _reused(r: dict[str, Any] | None) -> str:
             "completion tokens)")
 
 
-def run_one(label: str, dataset: str, task: str, m: int, base: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_one(label: str, dataset: str, task: str, m: int, base: str, args: argparse.Namespace,
+            seed: int = 0) -> list[dict[str, Any]]:
     import lamp
     from lamp.eval.metrics import paired_difference
 
@@ -115,9 +128,9 @@ def run_one(label: str, dataset: str, task: str, m: int, base: str, args: argpar
                "budget": {"max_calls": args.queries + args.valid}}
         retriever = {"name": "hybrid"}
     result = lamp.run(dataset=dataset, task=task, directions="object", top_m=m, n_test_queries=args.queries,
-                      n_valid_queries=args.valid, seed=0, base_model=base, abducers=abducers, llm=llm,
+                      n_valid_queries=args.valid, seed=seed, base_model=base, abducers=abducers, llm=llm,
                       retriever=retriever, ablations=["random", "recent"],
-                      run_dir=str(Path(args.runs) / label.replace(" ", "_").replace("=", "")),
+                      run_dir=str(Path(args.runs) / (label.replace(" ", "_").replace("=", "") + (f"_seed{seed}" if seed else ""))),
                       artifacts_dir=args.artifacts)
     seconds = time.perf_counter() - t0
     if result.cost.get("outside_llm_share") is not None:
@@ -138,17 +151,27 @@ def run_one(label: str, dataset: str, task: str, m: int, base: str, args: argpar
         methods = LLM_METHODS if args.llm else METHODS
         if r["direction"] != "object" or r["method"] not in (base_name, *methods):  # the paper's direction
             continue
-        row = {"config": label, "method": r["method"], "n_queries": r["n_queries"],
+        row = {"config": label, "method": r["method"], "seed": seed, "n_queries": r["n_queries"],
                "n_gold_in_top_m": r["n_gold_in_top_m"], "mean_rank_top_m": r["mean_rank_top_m"],
                "mrr_filtered": r["mrr_filtered"], "mrr_ci": f"[{r['mrr_filtered_ci_low']:.3f}, {r['mrr_filtered_ci_high']:.3f}]",
-               "vs_base": "", "seconds": seconds, "paper": PAPER.get((dataset, task, m), "")}
+               "vs_base": "", "seconds": seconds, "paper": PAPER.get((dataset, task, m), ""),
+               "ranker_queries": _ranker_queries(r)}
         if r["method"] != base_name and r["method"] in tables and base_name in tables:
             mr = paired_difference(tables[r["method"]], tables[base_name], "mean_rank_top_m", seed=0)
             mrr = paired_difference(tables[r["method"]], tables[base_name], "mrr_filtered", seed=0)
             row["vs_base"] = (f"rank {mr.diff:+.3f} [{mr.ci_low:+.3f}, {mr.ci_high:+.3f}] p={mr.p_value:.2f}; "
                               f"MRR {mrr.diff:+.4f} p={mrr.p_value:.2f}")
+            row["rank_diff"] = mr.diff
         rows.append(row)
     return rows
+
+
+def _ranker_queries(row: dict[str, Any]) -> str:
+    """The valid queries a ranked row's ranker learned from: train + early-stop parts with the gold in the
+    top-M, of the sampled valid queries (the others cannot train a softmax over the top-M)."""
+    if "ranker_train_used" not in row:
+        return "base order kept" if "ranker_fallback" in row else ""
+    return f"{row['ranker_train_used']} + {row['ranker_stop_used']} of {row['ranker_valid_examples']}"
 
 
 def overall_share() -> str:
@@ -161,15 +184,21 @@ def overall_share() -> str:
 
 
 COLUMNS = ["config", "method", "n_queries", "n_gold_in_top_m", "mean_rank_top_m", "mrr_filtered", "mrr_ci",
-           "vs_base", "paper"]
+           "vs_base", "ranker_queries", "paper"]
+SPREAD = {"mean_rank_top_m": "mean rank over seeds", "mrr_filtered": "MRR over seeds",
+          "rank_diff": "rank vs base over seeds"}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, float) else str(v)
 
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]
+    seeds = {r.get("seed", 0) for r in rows if "seed" in r}
+    if len(seeds) > 1:
+        rows = spread_columns(rows, SPREAD, ("config", "method"))
+    cols = COLUMNS[:8] + (list(SPREAD.values()) if len(seeds) > 1 else []) + COLUMNS[8:]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -184,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help=f"default {OUT.name}, or {OUT_LLM.name} with --llm")
     ap.add_argument("--llm", action="store_true", help="lamp rows with the embedded local LLM (LLM_CONFIGS)")
     ap.add_argument("--workers", type=int, default=2, help="local LLM worker processes (1 thread each)")
+    ap.add_argument("--seeds", default="0", help="run each configuration once per seed (query samples and ranker), "
+                    "e.g. 0,1,2: mean +- std over the seeds beside the first seed's bootstrap interval")
     args = ap.parse_args(argv)
+    seeds = parse_seeds(args.seeds)
     args.out = args.out or str(OUT_LLM if args.llm else OUT)
     rows: list[dict[str, Any]] = []
     timings = []
@@ -192,11 +224,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and not any(part.strip() and part.strip() in label for part in args.only.split(",")):
             continue
         t0 = time.perf_counter()
-        try:
-            rows += run_one(label, dataset, task, m, base, args)
-        except Exception as exc:  # reported in the table, never dropped
-            traceback.print_exc()
-            rows.append({"config": label, "method": "(not run)", "vs_base": f"{type(exc).__name__}: {exc}"[:200]})
+        for seed in seeds:
+            try:
+                rows += run_one(label, dataset, task, m, base, args, seed)
+            except Exception as exc:  # reported in the table, never dropped
+                traceback.print_exc()
+                rows.append({"config": label, "method": "(not run)", "seed": seed,
+                             "vs_base": f"seed {seed}: {type(exc).__name__}: {exc}"[:200]})
         timings.append(f"{label}: {time.perf_counter() - t0:.0f} s"
                        + (" (LLM abduction reused from an earlier run)" if label in REUSED else "")
                        + (f", {100 * SHARE[label]:.1f}% outside the LLM stage" if label in SHARE else ""))
@@ -219,12 +253,20 @@ def main(argv: list[str] | None = None) -> int:
         title, "",
         f"Command: `LAMP_DATA_DIR=... HF_HUB_OFFLINE=1 {cmd.strip()}`", "",
         f"Test split, a seeded sample of {args.queries} queries per run (object direction; fixed before the run), "
-        f"ranker trained on {args.valid} valid queries. {method} mean_rank_top_m: the paper's metric, the "
-        "mean position of the gold among the top-M over the n_gold_in_top_m queries whose gold is there; "
+        f"ranker trained on a seeded sample of {args.valid} valid queries, of which it learns from those with the "
+        "gold in the base top-M (ranker_queries: the first 2/3 by time that train it + the last 1/3 that "
+        f"early-stop it and choose w, of the sample). {method} mean_rank_top_m: the paper's metric, the "
+        "mean position of the gold among the top-M over the n_gold_in_top_m queries whose gold is there (tied "
+        "candidates at their average position, so a tie favours no class); "
         "mrr_filtered: time-aware filtered MRR over all candidates (95% bootstrap CI grouped by timestamp). "
         "vs_base: paired bootstrap of the difference to the base model on the same queries (mean rank over "
         "the queries with the gold in both top-Ms; negative is better), with its 95% interval and p-value. "
-        "paper: the LAMP paper's numbers, on its own data (labelled).",
+        "paper: the LAMP paper's numbers, on its own data (labelled)."
+        + (f" Seeds {', '.join(map(str, seeds))}: each configuration was run once per seed (the seed draws the test "
+           "and valid samples and the ranker's initialisation and batches); the row is seed "
+           f"{min(seeds)}'s, and the 'over seeds' columns give mean +- standard deviation (ddof 1; number of "
+           "seeds) of the mean rank, the MRR and the paired rank difference to the base model over all seeds."
+           if len(seeds) > 1 else ""),
         f"Machine: {platform.machine()}, {os.cpu_count()} cores; wall time per configuration: "
         + "; ".join(timings) + "." + (" " + overall_share() if COSTS else ""), "",
         table(rows), "",

@@ -29,12 +29,27 @@ class CandidateTable:
     candidates: np.ndarray  # [Q, M] int64, best first
     scores: np.ndarray  # [Q, M] float32
     gold_rank_filtered: np.ndarray  # [Q] float64, 1-based, average tie rule, time-aware filtered
+    tie_groups: np.ndarray | None = None  # [Q, M] int, non-decreasing: equal = tied in this order; None: equal scores
 
     def gold_position(self) -> np.ndarray:
         """0-based position of the gold answer in the top-M, -1 where it is not there."""
         target = self.queries.frame["target"].to_numpy()[:, None]
         hit = self.candidates == target
         return np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+
+    def tied(self) -> np.ndarray:
+        """[Q, M] tie group of each listed candidate (0 = the first): candidates the order cannot tell apart
+        share a group, so metrics can give them their average position instead of favouring the lower id
+        (the listing breaks ties by candidate id). Base tables: equal scores; reordered tables: ``tie_groups``."""
+        return self.tie_groups if self.tie_groups is not None else tie_groups_of(self.scores)
+
+
+def tie_groups_of(keys: np.ndarray) -> np.ndarray:
+    """[Q, M] tie groups of rows listed in order (``keys`` [Q, M] or [Q, M, K]): a new group starts
+    wherever an entry's keys differ from the previous entry's; 0 = the first group."""
+    k = keys.reshape(keys.shape[0], keys.shape[1], -1)
+    steps = (k[:, 1:] != k[:, :-1]).any(axis=2).astype(np.int64)
+    return np.concatenate([np.zeros((len(k), min(1, k.shape[1])), dtype=np.int64), np.cumsum(steps, axis=1)], axis=1)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ LAYERS: dict[str, int] = {
     "rank": 5, "abduce": 5, "retrieval": 5, "tpp": 5, "eval": 5,
     "rules": 4, "nn": 4, "llm": 4,
     "types": 3,  # the records between stages name an EventLog / QuerySet: above data
-    "data": 2, "components": 2,  # components: how a component describes itself (settings, cache keys, resolvers)
+    "data": 2, "components": 2, "progress": 2,  # components: how a component describes itself; progress: bars
     "errors": 1,
 }
 

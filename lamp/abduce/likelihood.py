@@ -100,6 +100,6 @@ class PMIAbducer(Configurable):
                                    explanation=(pool[i].explanation + f"; PMI {pmi[i]:+.2f}").lstrip("; "))
                            for i in order)
             out.append(replace(res, causes=causes))
-        logger.info("abduce[pmi]: %d requests, %d log-likelihood evaluations in %.1f s", len(requests),
+        logger.debug("abduce[pmi]: %d requests, %d log-likelihood evaluations in %.1f s", len(requests),
                     self.scorer.calls, self.scorer.seconds)
         return out

@@ -94,7 +94,7 @@ class LLMAbducerSettings:
     max_tokens: int | None = None  # per candidate; None = prompt.tokens_per_cause * num_causes + 16
     temperature: float = 0.0
     data_root: str | None = None  # where the paper's demonstration files are (prompts with demos: paper)
-    progress: bool = not_in_key(False)
+    progress: bool | None = not_in_key(None)  # None: follow the stage (lamp.progress)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -303,7 +303,7 @@ class LLMAbducer(Configurable):
         stats.causes = sum(len(r.causes) for r in results)
         stats.seconds = time.perf_counter() - start
         self.last_stats = stats
-        logger.info("abduce[llm,%s%s]: %d requests, %d calls (%d cached), %d LLM errors, %d parse failures, "
+        logger.debug("abduce[llm,%s%s]: %d requests, %d calls (%d cached), %d LLM errors, %d parse failures, "
                     "%d future causes dropped, %d causes", self.mode, ",constrained" if self.constrained else "",
                     stats.requests, stats.calls, stats.cached_calls, stats.errors, stats.parse_failures,
                     stats.dropped_future, stats.causes)

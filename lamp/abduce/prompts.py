@@ -319,7 +319,7 @@ class PromptBuilder:
             used += 1
         if used < len(self.demo_turns):
             self.shots_dropped += len(self.demo_turns) - used
-            logger.info("dropped %d of %d demonstrations to fit the %d-token context",
+            logger.debug("dropped %d of %d demonstrations to fit the %d-token context",
                         len(self.demo_turns) - used, len(self.demo_turns), self.context_length)
         msgs: list[tuple[str, str]] = [("system", self.system)]
         for turns in self.demo_turns[:used]:

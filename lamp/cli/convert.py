@@ -67,6 +67,7 @@ def to_pipeline_config(cfg: DictConfig, *, run_dir: str | Path) -> PipelineConfi
         retriever=retriever,
         ablations=tuple(cfg.get("ablations") or ()),
         ranker=_component(cfg.ranker),
+        train_evidence=str(cfg.get("train_evidence", "own")),
         stages=tuple(cfg.stages),
         artifacts_dir=str(cfg.artifacts_dir),
         run_dir=str(run_dir),

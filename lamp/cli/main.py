@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
+from lamp.cli.logs import configure_console, split_verbose
 from lamp.errors import LampError
 
-USAGE = """usage: lamp <command> [...]
+USAGE = """usage: lamp [-v] <command> [...]
 
 commands:
   run [overrides...]   run the pipeline (a Hydra app): lamp run dataset=icews18 task=object llm=openai
@@ -17,6 +17,8 @@ commands:
   cache ...            LLM cache statistics and clearing (lamp cache --help)
   sweep DIR            one table and the mean-rank-vs-M plot for a multirun folder (lamp run -m ...)
   serve BUNDLE         serve a saved pipeline over HTTP: POST /observe, POST /predict, GET /health
+
+  -v, --verbose        also show lamp's DEBUG lines (e.g. lamp run -v; same as lamp run hydra.verbose=lamp)
 """
 
 
@@ -39,15 +41,15 @@ def _subcommands() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, verbose = split_verbose(list(sys.argv[1:] if argv is None else argv))
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if argv[0] == "run":
+    if argv[0] == "run":  # Hydra configures its logging (conf/hydra/job_logging/lamp.yaml)
         from lamp.cli.run import run_hydra
 
-        return run_hydra(argv[1:])
+        return run_hydra(argv[1:], verbose=verbose)
+    configure_console(verbose)
     try:
         args = _subcommands().parse_args(argv)
         return int(args.handler(args))

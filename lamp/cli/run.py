@@ -1,4 +1,10 @@
-"""``lamp run``: the Hydra app. The only place (with lamp/cli/convert.py) that sees a DictConfig."""
+"""``lamp run``: the Hydra app. The only place (with lamp/cli/convert.py) that sees a DictConfig.
+
+What a run prints: lamp's INFO lines and warnings and one progress bar per long stage on stderr
+(see conf/hydra/job_logging/lamp.yaml and :mod:`lamp.progress`); at the end, on stdout, the results
+table, the LLM usage and cost lines, one sentence for the method chosen on valid against the base
+model, and where the report is.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,31 @@ from lamp.pipeline.config import conf_dir
 logger = logging.getLogger(__name__)
 
 
-def run_hydra(argv: list[str]) -> int:
-    """Run the Hydra app with ``argv`` as its command line; LampErrors print as one line."""
+def summary_lines(result: object) -> list[str]:
+    """The lines printed at the end of a run (``result``: a :class:`lamp.pipeline.run.RunResult`)."""
+    from lamp.pipeline.report import results_caption, results_table, run_headline, usage_line
+    from lamp.pipeline.run import RunResult
+    from lamp.pipeline.timing import cost_line
+
+    assert isinstance(result, RunResult)
+    lines = []
+    if result.metrics:
+        lines += ["", results_caption(result.metrics), results_table(result.metrics)]
+    if result.llm_usage:
+        lines.append(usage_line(result.llm_usage))
+    if result.cost:
+        lines.append("cost: " + cost_line(result.cost))
+    if result.metrics:
+        lines.append(run_headline(result.metrics, result.methods))
+    report = result.run_dir / "report.html"
+    lines.append(f"report: {report}" if report.is_file() else f"outputs: {result.run_dir}")
+    return lines
+
+
+def run_hydra(argv: list[str], *, verbose: bool = False) -> int:
+    """Run the Hydra app with ``argv`` as its command line; LampErrors print as one line.
+
+    ``verbose``: show lamp's DEBUG lines (adds ``hydra.verbose=lamp`` unless ``hydra.verbose`` is given)."""
     import hydra
     from omegaconf import DictConfig
 
@@ -20,16 +49,17 @@ def run_hydra(argv: list[str]) -> int:
     from lamp.cli.schemas import register_schemas
 
     register_schemas()
+    if verbose and not any(a.startswith(("hydra.verbose=", "+hydra.verbose=")) for a in argv):
+        argv = [*argv, "hydra.verbose=lamp"]
     status = {"code": 0}
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def _app(cfg: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
 
-        from lamp.pipeline.report import results_table
         from lamp.pipeline.run import run_pipeline
-        from lamp.pipeline.timing import cost_line
 
+        logging.captureWarnings(True)  # other libraries' warnings go to run.log (see the job_logging config)
         try:
             pcfg = to_pipeline_config(cfg, run_dir=HydraConfig.get().runtime.output_dir)
             result = run_pipeline(pcfg)
@@ -37,20 +67,7 @@ def run_hydra(argv: list[str]) -> int:
             print(f"error: {exc}", file=sys.stderr)
             status["code"] = 2
             return
-        if result.metrics:
-            print(results_table(result.metrics))
-        usage = result.llm_usage
-        if usage:
-            print("LLM budget used: " + ", ".join(f"{k}={usage[k]}" for k in
-                                                  ("calls", "cache_hits", "prompt_tokens", "completion_tokens",
-                                                   "failures", "estimated_cost_usd", "budget_stopped") if k in usage))
-            reused = usage.get("reused_from_artifacts")
-            if reused:
-                print("reused abduction artifacts (paid by an earlier run, not again): "
-                      + ", ".join(f"{k}={v:g}" for k, v in reused.items()))
-        if result.cost:
-            print("cost: " + cost_line(result.cost))
-        print(f"outputs: {result.run_dir}")
+        print("\n".join(summary_lines(result)))
 
     old = sys.argv
     sys.argv = ["lamp run", *argv]

@@ -5,6 +5,10 @@ What each metric conditions on:
 - ``mean_rank_top_m`` (the LAMP paper's metric): the mean 1-based position of the gold answer in the
   top-M list, over the queries whose gold answer is in the base model's top-M (others are not
   counted; ``n_gold_in_top_m`` says how many were). Positions are unfiltered: the list as a ranker sees it.
+  Candidates the order cannot tell apart (equal base scores, or equal keys of a reordering) share their
+  average position, so a tie favours no class (the listing itself puts the lower id first: with all five
+  Amazon ratings tied, "1 star" would otherwise always come first). Which queries count as having the
+  gold in the top-M still follows the listing's cut (lower ids first at the M-th place).
 - ``mrr_filtered`` / ``hits_at_k``: from ``gold_rank_filtered``, the gold's time-aware filtered rank
   over the FULL candidate set (average tie rule), over all queries. After a ranker reorders the
   top-M (:func:`apply_reorder`), a gold inside the top-M takes its new filtered rank, ties of the
@@ -24,7 +28,7 @@ import pandas as pd
 
 from lamp.errors import ConfigError
 from lamp.eval.bootstrap import CI_METHOD, PairedResult, bootstrap_ci, paired_bootstrap
-from lamp.types import TIE_RULE, CandidateTable
+from lamp.types import TIE_RULE, CandidateTable, tie_groups_of
 
 HITS = (1, 3, 10)
 
@@ -39,12 +43,24 @@ class TopMRank:
 
 
 def gold_positions(table: CandidateTable, m: int | None = None) -> np.ndarray:
-    """1-based position of the gold answer in the first ``m`` (default: all M) candidates; 0 if absent."""
+    """1-based position of the gold answer in the first ``m`` (default: all M) candidates; 0 if absent.
+
+    Ties share their average position among the first ``m`` (:meth:`CandidateTable.tied`): the expected
+    position under a random order of the tied candidates, given that the gold is among the first ``m``.
+    """
     m = table.top_m if m is None else m
     if not 1 <= m <= table.top_m:
         raise ConfigError(f"m must lie in 1..{table.top_m} (the table's top-M), got {m}; score with a larger top_m.")
     pos = table.gold_position()
-    return np.where((pos >= 0) & (pos < m), pos + 1, 0)
+    hit = (pos >= 0) & (pos < m)
+    return np.where(hit, average_position(table.tied()[:, :m], np.where(hit, pos, 0)), 0.0)
+
+
+def average_position(groups: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """1-based average position of entry ``pos`` of each row among the entries of its tie group
+    (``groups`` [Q, m], non-decreasing per row): 1 + #before its group + (#in its group - 1) / 2."""
+    g = groups[np.arange(len(pos)), pos][:, None]
+    return 1.0 + (groups < g).sum(axis=1) + ((groups == g).sum(axis=1) - 1) / 2.0
 
 
 def mean_rank_top_m(table: CandidateTable, m: int | None = None) -> TopMRank:
@@ -85,7 +101,8 @@ def apply_reorder(table: CandidateTable, order: np.ndarray, method: str | None =
     is kept exactly; if it stays in the block's last tie group and was in it before, a base tie that
     straddles the M cut keeps its share from outside the block. Every query whose gold is not in the
     block keeps its base rank. ``scores`` ([Q, M], in the new order) replaces the base scores, e.g.
-    with the ranker's.
+    with the ranker's. The new table's ``tie_groups`` hold the ties of ``tie_keys`` in the new order (for
+    the paper's metric, :func:`gold_positions`).
     """
     order = np.asarray(order)
     shape = table.candidates.shape
@@ -117,7 +134,9 @@ def apply_reorder(table: CandidateTable, order: np.ndarray, method: str | None =
     straddle = n_pos + (table.gold_rank_filtered - b_pos)  # the base tie's share from beyond the cut, carried over
     ranks = np.where(same, table.gold_rank_filtered, np.where(b_last & n_last, np.maximum(1.0, straddle), n_pos))
     ranks = np.where(has_gold, ranks, table.gold_rank_filtered)
-    return replace(table, method=method or table.method, candidates=cands, scores=new_scores, gold_rank_filtered=ranks)
+    groups = tie_groups_of(np.take_along_axis(keys, order[:, :, None], axis=1))  # the keys in the new order
+    return replace(table, method=method or table.method, candidates=cands, scores=new_scores, gold_rank_filtered=ranks,
+                   tie_groups=groups)
 
 
 def _true_cells(q: Any, cands: np.ndarray) -> np.ndarray:
@@ -172,20 +191,29 @@ def average_recall_at_k(ranked: Sequence[int] | np.ndarray, relevant: Sequence[i
 
 
 def map_at_k(table: CandidateTable, k: int, relevant: Sequence[np.ndarray] | None = None) -> float:
-    """Mean AP@k over queries; ``relevant`` per query defaults to the gold answer alone."""
+    """Mean AP@k over queries; ``relevant`` per query defaults to the gold answer alone (in listing order:
+    ties by candidate id, unlike :func:`mean_rank_top_m` and :func:`accuracy`)."""
     rel = relevant if relevant is not None else table.queries.frame["target"].to_numpy()[:, None]
     return float(np.mean([average_precision_at_k(c, r, k) for c, r in zip(table.candidates, rel, strict=True)]))
 
 
 def mar_at_k(table: CandidateTable, k: int, relevant: Sequence[np.ndarray] | None = None) -> float:
-    """Mean AR@k over queries; ``relevant`` per query defaults to the gold answer alone."""
+    """Mean AR@k over queries; ``relevant`` per query defaults to the gold answer alone (listing order, see
+    :func:`map_at_k`)."""
     rel = relevant if relevant is not None else table.queries.frame["target"].to_numpy()[:, None]
     return float(np.mean([average_recall_at_k(c, r, k) for c, r in zip(table.candidates, rel, strict=True)]))
 
 
 def accuracy(table: CandidateTable) -> float:
-    """Top-1 accuracy (type prediction): share of queries whose first candidate is the gold answer."""
-    return float(np.mean(table.candidates[:, 0] == table.queries.frame["target"].to_numpy())) if len(table.queries) else float("nan")
+    """Top-1 accuracy (type prediction): share of queries whose first candidate is the gold answer; a gold
+    tied with k - 1 others for the first place (among the listed top-M) counts 1/k, favouring no class."""
+    if not len(table.queries):
+        return float("nan")
+    pos = table.gold_position()
+    groups = table.tied()
+    first = groups == groups[:, :1]
+    hit = (pos >= 0) & first[np.arange(len(pos)), np.maximum(pos, 0)]
+    return float(np.mean(np.where(hit, 1.0 / first.sum(axis=1), 0.0)))
 
 
 def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
@@ -257,14 +285,16 @@ def mean_rank_top_m_values(top_m_rank: np.ndarray) -> tuple[float, int]:
 
 
 PREDICTION_COLUMNS = ("query_id", "method", "candidate", "score", "rank", "is_gold", "gold_rank_filtered",
-                      "direction", "time", "target")
+                      "direction", "time", "target", "tie_group")
 
 
 def predictions_frame(table: CandidateTable) -> pd.DataFrame:
     """The predictions table (``predictions.parquet``): one row per (query, top-M candidate).
 
-    ``rank`` is the candidate's 1-based position; ``gold_rank_filtered`` and ``target`` repeat per query,
-    so every metric of :func:`metrics_rows` can be recomputed from it (:func:`metrics_from_predictions`).
+    ``rank`` is the candidate's 1-based position in the listing; candidates of a query with the same
+    ``tie_group`` are tied in the method's order (their metric position is the group's average);
+    ``gold_rank_filtered`` and ``target`` repeat per query, so every metric of :func:`metrics_rows` can
+    be recomputed from it (:func:`metrics_from_predictions`).
     """
     f = table.queries.frame
     n, m = table.candidates.shape
@@ -276,6 +306,7 @@ def predictions_frame(table: CandidateTable) -> pd.DataFrame:
         "is_gold": (table.candidates == target[:, None]).reshape(-1),
         "gold_rank_filtered": np.repeat(table.gold_rank_filtered, m), "direction": np.repeat(f["direction"].to_numpy(), m),
         "time": np.repeat(f["time"].to_numpy(), m), "target": np.repeat(target, m),
+        "tie_group": table.tied().reshape(-1),
     }, columns=list(PREDICTION_COLUMNS))
 
 
@@ -287,6 +318,13 @@ def metrics_from_predictions(frame: pd.DataFrame, m: int | None = None) -> dict[
     if frame["method"].nunique() > 1:
         raise ConfigError("the predictions frame holds several methods; select one (frame[frame.method == ...]).")
     per_query = frame.groupby("query_id", sort=False)["gold_rank_filtered"].first().to_numpy()
-    gold = frame[frame["is_gold"] & (frame["rank"] <= (m or int(frame["rank"].max() if len(frame) else 0)))]
+    listed = frame[frame["rank"] <= (m or int(frame["rank"].max() if len(frame) else 0))]
+    gold = listed[listed["is_gold"]][["query_id", "rank", "tie_group"]]
+    # the gold's average position among the listed candidates of its tie group
+    both = listed[["query_id", "tie_group"]].merge(gold, on="query_id", suffixes=("", "_gold"))
+    before = both["tie_group"] < both["tie_group_gold"]
+    same = both["tie_group"] == both["tie_group_gold"]
+    counts = pd.DataFrame({"query_id": both["query_id"], "before": before, "same": same}).groupby("query_id").sum()
+    position = 1.0 + counts["before"] + (counts["same"] - 1) / 2.0
     return {"n_queries": len(per_query), "n_gold_in_top_m": len(gold),
-            "mean_rank_top_m": float(gold["rank"].mean()) if len(gold) else float("nan"), **ranking_metrics(per_query)}
+            "mean_rank_top_m": float(position.mean()) if len(gold) else float("nan"), **ranking_metrics(per_query)}

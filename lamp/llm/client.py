@@ -20,12 +20,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from lamp.errors import ConfigError, MissingDependencyError
 from lamp.llm.budget import Budget, PriceTable, Usage
 from lamp.llm.cache import LLMCache, request_key
 from lamp.llm.types import LLMBackend, LLMRequest, LLMResponse, failed_response
+from lamp.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -62,15 +61,19 @@ class LLMClient:
     def __repr__(self) -> str:
         return f"LLMClient(backend={self.backend!r}, cache={self.cache!r}, budget={self.budget!r})"
 
-    def generate(self, requests: Sequence[LLMRequest], progress: bool = True) -> list[LLMResponse]:
-        """One response per request, in order. Never raises for a failed call: see ``response.error``."""
+    def generate(self, requests: Sequence[LLMRequest], progress: bool | None = None) -> list[LLMResponse]:
+        """One response per request, in order. Never raises for a failed call: see ``response.error``.
+
+        ``progress``: a bar with the calls made, the cache hits and the generated tokens per second
+        (None: as the enclosing stage says, see :mod:`lamp.progress`)."""
         t0 = time.perf_counter()
         name, model_id = self.backend.name, self.backend.model_id
         groups: dict[str, list[int]] = {}
         for i, req in enumerate(requests):
             groups.setdefault(request_key(name, model_id, req), []).append(i)
         out: list[LLMResponse | None] = [None] * len(requests)
-        bar = tqdm(total=len(requests), disable=not progress, desc=f"LLM {name}", unit="call", leave=False)
+        bar = progress_bar(total=len(requests), desc=f"LLM ({name})", unit="call", enabled=progress)
+        bar.tally(calls=0, cached=0, tokens=0)
 
         def resolve(key: str, resp: LLMResponse, *, hit: bool = False) -> None:
             for i in groups[key]:
@@ -78,6 +81,7 @@ class LLMClient:
                 self.usage.add_tag(requests[i].tag, "cache_hits" if hit else "calls")
             if hit:
                 self.usage.cache_hits += len(groups[key])
+                bar.tally(cached=len(groups[key]))
             bar.update(len(groups[key]))
 
         todo: deque[str] = deque()
@@ -112,7 +116,9 @@ class LLMClient:
                                        return_when=FIRST_COMPLETED)
                         for fut in done:
                             key = in_flight.pop(fut)
-                            resolve(key, self._finish(key, requests[groups[key][0]], fut.result()))
+                            resp = self._finish(key, requests[groups[key][0]], fut.result())
+                            bar.tally(calls=1, tokens=resp.completion_tokens)
+                            resolve(key, resp)
                     elif waiting:
                         time.sleep(self.poll_interval_s)
                     todo.extend(waiting)
@@ -124,7 +130,12 @@ class LLMClient:
                     self.cache.release(key)
             bar.close()
             self.usage.wall_time_s += time.perf_counter() - t0
-        return [r if r is not None else failed_response("not run") for r in out]
+        responses = [r if r is not None else failed_response("not run") for r in out]
+        failed = [r for r in responses if r.error is not None and r.error != BUDGET_EXHAUSTED]
+        if failed:  # one line per batch; each failure is a DEBUG line (lamp run -v)
+            logger.warning("%d of %d LLM requests failed (%s: %s); they carry the error", len(failed),
+                           len(responses), self.backend.name, failed[0].error)
+        return responses
 
     def _estimate(self, req: LLMRequest) -> tuple[int, float]:
         prompt = self.backend.count_tokens(req.prompt_text()) + _TEMPLATE_TOKENS_PER_MESSAGE * len(req.messages)
@@ -160,7 +171,7 @@ class LLMClient:
         except (ConfigError, MissingDependencyError):
             raise
         except Exception as exc:  # a backend bug must not lose the rest of the batch
-            logger.warning("LLM backend %s raised %s: %s", self.backend.name, type(exc).__name__, exc)
+            logger.debug("LLM backend %s raised %s: %s", self.backend.name, type(exc).__name__, exc)
             return failed_response(f"{type(exc).__name__}: {exc}")
 
     def _finish(self, key: str, req: LLMRequest, resp: LLMResponse) -> LLMResponse:
@@ -176,7 +187,7 @@ class LLMClient:
         if resp.error is not None:
             u.failures += 1
             u.add_tag(req.tag, "failures")
-            logger.warning("LLM call failed (tag=%r): %s", req.tag, resp.error)
+            logger.debug("LLM call failed (tag=%r): %s", req.tag, resp.error)
             if self.cache is not None:
                 self.cache.release(key)
         elif self.cache is not None:

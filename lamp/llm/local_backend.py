@@ -112,7 +112,7 @@ class LocalBackend:
             model_path=str(self.model_path), n_ctx=n_ctx or self.n_ctx, n_threads=self.n_threads,
             n_threads_batch=self.n_threads, n_batch=self.n_batch, n_gpu_layers=self.n_gpu_layers,
             chat_format=self.chat_format, logits_all=logits_all, verbose=False)
-        logger.info("Loaded %s in %.2fs (n_ctx=%d, logits_all=%s)", self.model_path.name,
+        logger.debug("Loaded %s in %.2fs (n_ctx=%d, logits_all=%s)", self.model_path.name,
                     time.perf_counter() - t0, n_ctx or self.n_ctx, logits_all)
         return llm
 

@@ -136,7 +136,7 @@ class OpenAIBackend:
                 if not retryable or attempt == self.policy.max_retries:
                     break
                 delay = self.policy.delay(attempt, retry_after, self._rng)
-                logger.info("LLM call failed (%s); retry %d/%d in %.2fs", message, attempt + 1,
+                logger.debug("LLM call failed (%s); retry %d/%d in %.2fs", message, attempt + 1,
                             self.policy.max_retries, delay)
                 time.sleep(delay)
                 retries += 1
@@ -184,6 +184,6 @@ def _load_tiktoken(model: str) -> Any:
         except KeyError:
             return tiktoken.get_encoding("o200k_base")
     except Exception as exc:  # offline: tiktoken downloads encodings on first use
-        logger.info("tiktoken could not load an encoding (%s); estimating tokens as chars/4", exc)
+        logger.debug("tiktoken could not load an encoding (%s); estimating tokens as chars/4", exc)
         return False
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from lamp.errors import ConfigError
+from lamp.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class TrainConfig:
     patience: int = 3
     grad_clip: float | None = 1.0
     seed: int = 0
-    progress: bool = False
+    progress: bool | None = None  # None: as the enclosing stage says (lamp.progress)
     higher_is_better: bool = True
     min_delta: float = 0.0  # an epoch must beat the best by more than this to count as better
 
@@ -116,8 +116,8 @@ def run_training(module: torch.nn.Module, *, batches: Callable[[int], Iterable[A
         module.train()
         t0 = time.perf_counter()
         total, n_steps = 0.0, 0
-        bar = tqdm(batches(epoch), disable=not config.progress, desc=f"{desc} epoch {epoch + 1}/{config.epochs}",
-                   unit="batch", leave=False)
+        bar = progress_bar(batches(epoch), desc=f"{desc} epoch {epoch + 1}/{config.epochs}", unit="batch",
+                           enabled=config.progress, leave=False)
         for batch in bar:
             loss = loss_fn(batch)
             if not torch.isfinite(loss):
@@ -130,8 +130,7 @@ def run_training(module: torch.nn.Module, *, batches: Callable[[int], Iterable[A
             opt.step()
             total += float(loss.detach())
             n_steps += 1
-            if config.progress:
-                bar.set_postfix(loss=f"{total / n_steps:.4f}")
+            bar.note(loss=f"{total / n_steps:.4f}")
         t1 = time.perf_counter()
         module.eval()
         with torch.no_grad():
@@ -143,8 +142,8 @@ def run_training(module: torch.nn.Module, *, batches: Callable[[int], Iterable[A
         else:
             bad_epochs += 1
         curve.append(EpochRecord(epoch, total / max(n_steps, 1), score, t1 - t0, t2 - t1, improved))
-        logger.info("%s epoch %d: train loss %.4f, valid %.4f%s", desc, epoch + 1, total / max(n_steps, 1), score,
-                    " (best)" if improved else "")
+        logger.debug("%s epoch %d: train loss %.4f, valid %.4f%s", desc, epoch + 1, total / max(n_steps, 1), score,
+                     " (best)" if improved else "")
         if bad_epochs >= config.patience:
             stopped = epoch + 1 < config.epochs
             break

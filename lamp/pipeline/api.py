@@ -37,6 +37,7 @@ def run(
     retriever: str | Component | dict[str, Any] = "hybrid",
     ablations: Sequence[str] = ABLATIONS,
     ranker: str | Component | dict[str, Any] | None = "energy",
+    train_evidence: str = "own",
     stages: Sequence[str] = STAGES,
     run_dir: str = "runs/api",
     artifacts_dir: str | None = None,
@@ -63,6 +64,7 @@ def run(
         Component(base_model.name) if isinstance(base_model, BaseModel) else _component(base_model),
         abducers=tuple(_component(a) for a in abducers), llm=llm_cfg, retriever=_component(retriever),
         ablations=tuple(ablations), ranker=None if ranker is None else _component(ranker), stages=tuple(stages),
+        train_evidence=train_evidence,
         run_dir=run_dir, artifacts_dir=artifacts_dir or default_artifacts_dir(), progress=progress,
     )
     from lamp.data.load import load_dataset

@@ -66,6 +66,10 @@ class PipelineConfig:
     retriever: Component = field(default_factory=lambda: Component("hybrid"))
     ablations: tuple[str, ...] = ABLATIONS
     ranker: Component | None = field(default_factory=lambda: Component("energy"))
+    # The valid queries' evidence that trains the ranker of an LLM abducer: "own" (ask the LLM about them too)
+    # or a cheap abducer's (e.g. "rules"), so the ranker learns from every valid query and the LLM budget goes
+    # to the test queries; the report says which.
+    train_evidence: str = "own"
     stages: tuple[str, ...] = STAGES
     artifacts_dir: str = field(default_factory=default_artifacts_dir)
     run_dir: str = "runs/latest"

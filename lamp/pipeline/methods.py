@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from lamp.data.eventlog import EventLog
+from lamp.errors import ConfigError
 from lamp.eval.metrics import apply_reorder
 from lamp.pipeline import steps
 from lamp.pipeline.artifacts import ArtifactStore
@@ -54,12 +55,19 @@ def run_methods(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, lo
     runs = [MethodRun(tables["test"].method, tables["test"])]
     requests = {s: abduction_requests(log, tables[s]) for s in SPLITS}
     for name, abducer in comps.abducers.items() if "abduce" in cfg.stages else []:
-        results, keys = _abduce(store, clock, log, requests, base.keys, name, abducer, comps)
+        teacher = cfg.train_evidence if comps.uses_llm(name) and cfg.train_evidence not in (None, "own") else None
+        splits = ("test",) if teacher else SPLITS  # the LLM is asked about the test queries only
+        results, keys = _abduce(store, clock, log, requests, base.keys, name, abducer, comps, splits)
         llm = comps.llm_id if comps.uses_llm(name) else None
-        summary = {f"abduce_{k}": v for k, v in abduction_summary(results["test"] + results["valid"]).items()}
+        summary = {f"abduce_{k}": v for k, v in abduction_summary([r for s in splits for r in results[s]]).items()}
         if "retrieve" not in cfg.stages:
             continue
-        evid, rkeys = _retrieve(store, clock, log, requests, results, keys, name, comps.retriever)
+        evid, rkeys = _retrieve(store, clock, log, requests, results, keys, name, comps.retriever, splits)
+        if teacher:
+            # the ranker learns from cheap evidence on every valid query and is applied to the LLM's on the test ones
+            evid["valid"], rkeys["valid"] = _teacher_evidence(cfg, store, clock, log, requests, base.keys, comps,
+                                                              teacher)
+            summary["ranker_trained_on"] = f"lamp[{teacher}] evidence of the valid queries, applied to lamp[{name}]'s"
         runs += _rank_variants(cfg, store, clock, log, tables, evid, rkeys, comps, f"lamp[{name}]",
                                abducer=name, llm=llm, extra=summary, results=results["test"])
     if "retrieve" in cfg.stages:
@@ -71,38 +79,55 @@ def run_methods(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, lo
     return runs
 
 
+def _teacher_evidence(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, log: EventLog,
+                      requests: dict[str, list[AbductionRequest]], parents: dict[str, str | None], comps: Components,
+                      teacher: str) -> tuple[list[Evidence], str | None]:
+    """The valid queries' evidence from the abducer ``teacher`` (the run's own, else one built with its defaults)."""
+    abducer = comps.abducers.get(teacher)
+    if abducer is None:
+        from lamp.abduce.base import ABDUCERS, uses_llm
+
+        if uses_llm(teacher):
+            raise ConfigError(f"train_evidence={teacher!r} would ask the LLM about every valid query. Fix: a cheap "
+                              "abducer (train_evidence=rules), or own.")
+        abducer = ABDUCERS.make(teacher)
+    results, keys = _abduce(store, clock, log, requests, parents, teacher, abducer, comps, ("valid",))
+    evid, rkeys = _retrieve(store, clock, log, requests, results, keys, teacher, comps.retriever, ("valid",))
+    return evid["valid"], rkeys["valid"]
+
+
 def _abduce(store: ArtifactStore, clock: StageClock, log: EventLog, requests: dict[str, list[AbductionRequest]],
-            parents: dict[str, str | None], name: str, abducer: Any, comps: Components
-            ) -> tuple[dict[str, list[AbductionResult]], dict[str, str | None]]:
+            parents: dict[str, str | None], name: str, abducer: Any, comps: Components,
+            splits: tuple[str, ...] = SPLITS) -> tuple[dict[str, list[AbductionResult]], dict[str, str | None]]:
     results: dict[str, list[AbductionResult]] = {}
     keys: dict[str, str | None] = {}
     with clock.stage(f"abduce[{name}]") as st:
         st.extra["llm"] = comps.uses_llm(name)
         reused = 0
-        for split in SPLITS:  # valid first: the ranker needs it; LLM calls are cached one by one, so a killed run resumes
+        for split in splits:  # valid first: the ranker needs it; LLM calls are cached one by one, so a killed run resumes
             out = steps.abduce(abducer, log, requests[split], parents[split], store=store,
                                usage=comps.usage_snapshot if comps.uses_llm(name) else None)
             results[split], keys[split] = out.results, out.key
             reused += out.reused
             comps.add_reused(out.reused_usage)
-        st.skipped = reused == len(SPLITS)
-        st.extra["requests"] = sum(len(r) for r in requests.values())
+        st.skipped = reused == len(splits)
+        st.extra["requests"] = sum(len(requests[s]) for s in splits)
     return results, keys
 
 
 def _retrieve(store: ArtifactStore, clock: StageClock, log: EventLog, requests: dict[str, list[AbductionRequest]],
-              results: dict[str, list[AbductionResult]], parents: dict[str, str | None], label: str, retriever: Any
-              ) -> tuple[dict[str, list[Evidence]], dict[str, str | None]]:
+              results: dict[str, list[AbductionResult]], parents: dict[str, str | None], label: str, retriever: Any,
+              splits: tuple[str, ...] = SPLITS) -> tuple[dict[str, list[Evidence]], dict[str, str | None]]:
     evid: dict[str, list[Evidence]] = {}
     keys: dict[str, str | None] = {}
     with clock.stage(f"retrieve[{label}]") as st:
         st.extra["llm"] = isinstance(retriever, PMIRescorer)  # PMI re-scoring calls the LLM
         reused = 0
-        for split in SPLITS:
+        for split in splits:
             out = steps.retrieve(retriever, log, requests[split], results[split], parents[split], store=store)
             evid[split], keys[split] = out.evidence, out.key
             reused += out.reused
-        st.skipped = reused == len(SPLITS)
+        st.skipped = reused == len(splits)
     return evid, keys
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from lamp.data.render import SEP
-from lamp.types import CauseEvent
+from lamp.types import CauseEvent, tie_groups_of
 
 RANKINGS = ("ranked", "tied", "arbitrary")
 
@@ -72,12 +72,9 @@ def tie_report(final: np.ndarray, base: np.ndarray, order: np.ndarray, all_base:
     model's scores of every candidate (the top-M included)."""
     rank_of = np.empty(len(order), dtype=np.int64)
     rank_of[order] = np.arange(1, len(order) + 1)
-    groups = []
-    for value in np.unique(final):
-        members = np.flatnonzero(final == value)
-        if len(members) > 1:
-            groups.append(tuple(sorted(int(rank_of[p]) for p in members)))
-    groups.sort()
+    listed = tie_groups_of(final[order][None])[0]  # the order lists equal final scores next to each other
+    groups = [tuple(int(r) for r in np.flatnonzero(listed == g) + 1) for g in np.unique(listed)
+              if np.count_nonzero(listed == g) > 1]
     cut = float(base.min()) if len(base) else 0.0
     beyond = int(np.count_nonzero(all_base == cut)) - int(np.count_nonzero(base == cut)) if len(base) else 0
     at_cut = tuple(sorted(int(rank_of[p]) for p in np.flatnonzero(base == cut))) if beyond else ()

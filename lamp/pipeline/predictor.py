@@ -47,7 +47,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -85,7 +85,7 @@ class Pipeline:
     base_model: BaseModel
     abducer: Any
     retriever: Any
-    ranker: Any  # EnergyRanker | None (None: no ranker, or no training example had its gold in the top-M)
+    ranker: Any  # a fitted ranker (lamp.rank.rerank.apply_ranker) | None (no ranker, or no training example had its gold in the top-M)
     top_m: int
     config: dict[str, Any]
     fit_info: dict[str, Any] = field(default_factory=dict)
@@ -146,14 +146,11 @@ class Pipeline:
         info: dict[str, Any] = {"base_fit": fitted.report, "valid_queries": len(valid_q)}
         the_ranker = None
         if comps.ranker is not None:
-            # the ranker learns from the valid queries only; it is applied to them too, so its numbers on them
-            # are training numbers: only the held-out part of valid ("stop_*") is reported
-            ranked = steps.rank(comps.ranker, log, {"valid": table, "test": table},
-                                {"valid": retrieved.evidence, "test": retrieved.evidence},
-                                (retrieved.key, retrieved.key), seed=seed, progress=progress, store=store)
-            the_ranker = ranked.model
-            info["ranker"] = {f"valid_{k}" if k.startswith("stop_") else k: v for k, v in ranked.info.items()
-                              if k != "curve" and not k.startswith("test_") and not k.startswith("_")}
+            # the ranker learns from the valid queries only; the numbers of their held-out last part are "valid_*"
+            the_ranker, rinfo, _, _ = steps.fit_ranker(comps.ranker, log, table, retrieved.evidence, retrieved.key,
+                                                       seed=seed, progress=progress, store=store)
+            info["ranker"] = {f"valid_{k}" if k.startswith("stop_") else k: v for k, v in rinfo.items()
+                              if k != "curve" and not k.startswith("_")}
         _keep_fitted_state(the_abducer, log)
         config = {"task": "object", "top_m": top_m, "seed": seed, "base_model": fitted.model.name,
                   "abducer": ab.name, "retriever": comps.retriever.name,
@@ -280,7 +277,7 @@ class Pipeline:
         retrieval, the ranker; the base model's scores of every candidate tell where it cannot decide."""
         from lamp.pipeline.stages import abduction_requests
         from lamp.pipeline.steps import check_evidence
-        from lamp.rank.examples import build_examples
+        from lamp.rank.rerank import apply_ranker
 
         queries = _one_query(log, s, r, t)
         scores = np.asarray(self.base_model.score_batch(log, queries, np.zeros(1, dtype=np.int64)), dtype=np.float64)
@@ -292,19 +289,17 @@ class Pipeline:
         results = self.abducer.abduce(log, requests)
         evidence = self.retriever.retrieve_many(log, requests, [res.causes for res in results])
         check_evidence(self.retriever, requests, evidence)
-        examples = build_examples(log, table, evidence)
-        order, final, energies = np.arange(m), base, None
+        order, final, energies = np.arange(m)[None, :], base[None], None
         if self.ranker is not None:
-            order, final, energies = apply_ranker(self.ranker, [_unknown_entities(e, len(self.entities))
-                                                                for e in examples])
-        ranking, ties = tie_report(final, base, order, scores[0])
+            order, final, energies = apply_ranker(self.ranker, log, table, evidence, known_entities=len(self.entities))
+        ranking, ties = tie_report(final[0], base, order[0], scores[0])
         cands_out = []
-        for rank, pos in enumerate(order, 1):
+        for rank, pos in enumerate(order[0], 1):
             cand = int(cands[0, pos])
             ev = evidence[int(pos)]
             cands_out.append(CandidatePrediction(
                 rank, log.entities.name(cand), render_event(log, s, r, cand, t), int(pos) + 1, float(base[pos]),
-                None if energies is None else float(energies[pos]), tuple(results[int(pos)].causes),
+                None if energies is None else float(energies[0, pos]), tuple(results[int(pos)].causes),
                 tuple(_evidence_event(log, int(row), float(sc)) for row, sc in zip(ev.event_indices, ev.scores,
                                                                                      strict=True))))
         return Prediction(log.entities.name(s), log.relations.name(r), t, self.time_spec.format(t), tuple(cands_out),
@@ -325,7 +320,7 @@ class Pipeline:
                 "time_spec": self.time_spec.to_dict(), "top_m": self.top_m, "history": self.history is not None,
                 "components": {"base_model": self.base_model.name, "abducer": self.abducer.name,
                                "retriever": self.retriever.name,
-                               "ranker": None if self.ranker is None else "energy"}}
+                               "ranker": None if self.ranker is None else self.config.get("ranker")}}
             (tmp / "vocab.json").write_text(json.dumps({"entities": list(self.entities.names),
                                                         "relations": list(self.relations.names)}), encoding="utf-8")
             self.base_model.save(tmp / "base_model")
@@ -351,7 +346,7 @@ class Pipeline:
         from lamp.abduce.base import ABDUCERS, uses_llm
         from lamp.data.eventlog import TimeSpec
         from lamp.pipeline.components import build_llm_client
-        from lamp.rank.ranker import EnergyRanker
+        from lamp.rank import RANKERS
         from lamp.retrieval import RETRIEVERS
         from lamp.tpp.factory import load_base_model
 
@@ -375,7 +370,7 @@ class Pipeline:
                 build_llm_client(dict(llm_cfg))
         abducer = ABDUCERS.lookup(parts["abducer"]).load(folder / "abducer", **runtime)  # type: ignore[attr-defined]
         retriever = RETRIEVERS.lookup(parts["retriever"]).load(folder / "retriever")
-        ranker = EnergyRanker.load(folder / "ranker") if parts.get("ranker") else None
+        ranker = RANKERS.lookup(parts["ranker"]).load_model(folder / "ranker") if parts.get("ranker") else None
         entities, relations = Vocab(tuple(vocab["entities"])), Vocab(tuple(vocab["relations"]))
         spec, meta = TimeSpec.from_dict(manifest["time_spec"]), manifest.get("dataset", {})
         history = History.load(folder / "history", entities, relations, spec, meta) if manifest.get("history") else None
@@ -400,17 +395,6 @@ def _query_name(value: Any, field: str) -> str:
     return value.strip()
 
 
-def apply_ranker(ranker: Any, examples: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The one place a prediction applies its ranker to one query's examples: (order of the top-M positions,
-    best first; the final scores that ordered them, higher first, equal = tied; the ranker's own output per
-    candidate, shown as ``energy``)."""
-    from lamp.rank.ranker import final_scores, reorder
-
-    energies = ranker.score(examples)
-    return (reorder(examples, energies, ranker.weight)[0], final_scores(examples, energies, ranker.weight)[0],
-            energies[0])
-
-
 def _fitted_until(abducer: Any) -> float | None:
     """The time of the last event an abducer learned from (mined rules count events up to it), or None."""
     times = [float(rs.last_time) for part in (abducer, getattr(abducer, "rules", None))
@@ -429,19 +413,6 @@ def _keep_fitted_state(abducer: Any, log: EventLog) -> None:
             part.applier(log)
         if hasattr(part, "demonstrations"):
             part.fixed_demonstrations = list(part.demonstrations(log))
-
-
-def _unknown_entities(example: Any, known: int) -> Any:
-    """Entity ids the ranker never saw -> its spare 'unknown / no object' row (index ``known``)."""
-    cands = example.candidates.copy()
-    cands[:, [0, 2]] = np.where(cands[:, [0, 2]] >= known, known, cands[:, [0, 2]])
-    events = []
-    for ev in example.evidence_events:
-        ev = ev.copy()
-        for col in (1, 3):
-            ev[:, col] = np.where(ev[:, col] >= known, known, ev[:, col])
-        events.append(ev)
-    return replace(example, candidates=cands, evidence_events=tuple(events))
 
 
 def _evidence_event(log: EventLog, row: int, score: float) -> EvidenceEvent:

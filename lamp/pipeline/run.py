@@ -59,12 +59,12 @@ def run_pipeline(cfg: PipelineConfig, components: Components | None = None) -> R
     run_dir = Path(cfg.run_dir).expanduser()
     run_dir.mkdir(parents=True, exist_ok=True)
     store = ArtifactStore(cfg.artifacts_dir)
-    clock = StageClock()
+    clock = StageClock(progress=cfg.progress)
 
     with clock.stage("data"):
         log = load_dataset(cfg.dataset, data_root=cfg.data_dir, format=cfg.dataset_format)
         queries = sample_queries(log, cfg)
-    logger.info("%s: %d events; %d valid + %d test queries (task=%s, directions=%s)", log.name, len(log),
+    logger.info("%s: %s events; %d valid + %d test queries (task %s, %s direction)", log.name, f"{len(log):,}",
                 len(queries.valid), len(queries.test), cfg.task, cfg.directions)
 
     comps = components or build_components(cfg, log)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +37,7 @@ from lamp.types import AbductionRequest, AbductionResult, Evidence
 logger = logging.getLogger(__name__)
 
 # Bump a step's version when what it writes, or what its output means, changes: older artifacts stop matching.
-STEP_VERSIONS = {"fit": 1, "score": 1, "abduce": 2, "retrieve": 1, "rank": 2}
+STEP_VERSIONS = {"fit": 1, "score": 1, "abduce": 2, "retrieve": 1, "rank": 3}
 
 
 def component_key(component: Any) -> str | None:
@@ -187,8 +186,8 @@ def check_evidence(retriever: Any, requests: Sequence[AbductionRequest], evidenc
 # -- ranking ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Ranked:
-    """The ranker's order of the ``test`` table, its tie keys, what it learned, and the fitted model
-    (None when reused from the store without one, or when the ranker fell back to the base order)."""
+    """The ranker's order of the ``test`` table, its tie keys, what it learned, and the fitted model (None
+    when no valid query could train it: the base order is kept)."""
 
     order: np.ndarray
     tie_keys: np.ndarray
@@ -198,31 +197,37 @@ class Ranked:
     reused: bool = False
 
 
+def fit_ranker(ranker: Any, log: EventLog, valid: CandidateTable, evidence: Sequence[Evidence], parent: str | None,
+               *, seed: int, progress: bool = False, store: ArtifactStore | None = None
+               ) -> tuple[Any, dict[str, Any], str | None, bool]:
+    """(fitted model or None, info, key, reused): ``ranker`` trained on the valid queries and their evidence.
+    Keyed by the valid evidence only, so methods whose rankers learn from the same evidence share one fit."""
+    key = step_key("rank", parent, ranker, seed)
+    if store is not None and key is not None and store.exists("rank", key):
+        folder = store.path("rank", key)
+        model = ranker.load_model(folder / "ranker") if (folder / "ranker").is_dir() else None
+        return model, store.info("rank", key), key, True
+    model, info = ranker.fit(log, valid, evidence, seed=seed, progress=progress)
+    if store is not None and key is not None:
+        with store.writing("rank", key, info) as tmp:
+            write_json(info, tmp / "ranker.json")
+            if model is not None:
+                model.save(tmp / "ranker")
+    return model, info, key, False
+
+
 def rank(ranker: Any, log: EventLog, tables: Mapping[str, CandidateTable], evidence: Mapping[str, Sequence[Evidence]],
          parents: Sequence[str | None], *, seed: int, progress: bool = False,
          store: ArtifactStore | None = None) -> Ranked:
-    """Train ``ranker`` on the valid table's queries and order the test table's top-M."""
-    key = None if any(p is None for p in parents) else step_key("rank", stable_hash(*parents), ranker, seed)
-    if store is not None and key is not None and store.exists("rank", key):
-        folder = store.path("rank", key)
-        order = np.load(folder / "order.npy", allow_pickle=False)
-        tie_keys = np.load(folder / "tie_keys.npy", allow_pickle=False)
-        model = _load_ranker(folder / "ranker")
-        return Ranked(order, tie_keys, store.info("rank", key), model, key, True)
-    outcome = ranker.rank(log, dict(tables), dict(evidence), seed=seed, progress=progress)
-    if store is not None and key is not None:
-        with store.writing("rank", key, outcome.info) as tmp:
-            np.save(tmp / "order.npy", outcome.order)
-            np.save(tmp / "tie_keys.npy", outcome.tie_keys)
-            write_json(outcome.info, tmp / "ranker.json")
-            if outcome.ranker is not None:
-                outcome.ranker.save(tmp / "ranker")
-    return Ranked(outcome.order, outcome.tie_keys, dict(outcome.info), outcome.ranker, key)
+    """Train ``ranker`` on the valid table's queries (or reuse its fit) and order the test table's top-M."""
+    from lamp.rank.rerank import apply_ranker
 
-
-def _load_ranker(folder: Path) -> Any:
-    if not folder.is_dir():
-        return None
-    from lamp.rank.ranker import EnergyRanker
-
-    return EnergyRanker.load(folder)
+    model, info, key, reused = fit_ranker(ranker, log, tables["valid"], evidence["valid"], parents[0], seed=seed,
+                                          progress=progress, store=store)
+    test = tables["test"]
+    if model is None:
+        m = test.candidates.shape[1]
+        order = np.broadcast_to(np.arange(m), test.candidates.shape).copy()
+        return Ranked(order, test.scores.astype(np.float64), info, None, key, reused)
+    order, tie_keys, _ = apply_ranker(model, log, test, evidence["test"])
+    return Ranked(order, tie_keys, info, model, key, reused)

@@ -1,4 +1,4 @@
-"""Wall time and peak memory per stage."""
+"""Wall time and peak memory per stage; each stage labels the progress bars opened inside it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from lamp import progress as _progress
 
 
 def peak_rss_mb() -> float:
@@ -27,15 +29,19 @@ class StageRecord:
 
 
 class StageClock:
-    def __init__(self) -> None:
+    """Times stages; ``progress`` is the default of the progress bars inside them (see :mod:`lamp.progress`)."""
+
+    def __init__(self, progress: bool | None = None) -> None:
         self.records: list[StageRecord] = []
+        self.progress = progress
 
     @contextmanager
     def stage(self, name: str) -> Iterator[StageRecord]:
         rec = StageRecord(name)
         start = time.perf_counter()
         try:
-            yield rec
+            with _progress.stage(name, self.progress):
+                yield rec
         finally:
             rec.wall_time_s += time.perf_counter() - start
             rec.peak_memory_mb = peak_rss_mb()
@@ -75,12 +81,24 @@ def cost_summary(timings: list[dict[str, Any]], llm_usage: dict[str, Any], n_que
     }
 
 
+def human_duration(seconds: float) -> str:
+    """``0.04 s``, ``12.3 s``, ``7 min 2 s``, ``1 h 5 min``."""
+    s = float(seconds)
+    if s < 59.95:
+        return f"{s:.2g} s" if s < 1 else f"{s:.1f} s"
+    whole = int(round(s))
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    minutes = int(round(s / 60))
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
 def cost_line(cost: dict[str, Any]) -> str:
     """One readable line of :func:`cost_summary`."""
     share = cost["outside_llm_share"]
     outside = (f"{100 * share:.1f}% of it outside the LLM stages" if share is not None
                else "no LLM stage ran in this run")
-    return (f"{cost['queries']} queries (valid + test): {cost['wall_time_s']:.1f} s of stage wall time, "
-            f"{outside}; per query {cost['llm_calls_per_query']:g} LLM calls, {cost['cache_hits_per_query']:g} "
-            f"cache hits, {cost['tokens_per_query']:g} tokens, {cost['llm_stage_s_per_query']:.2f} s in the LLM "
+    return (f"{cost['queries']} queries (valid + test) in {human_duration(cost['wall_time_s'])} of stage time, "
+            f"{outside}; per query {cost['llm_calls_per_query']:.3g} LLM calls, {cost['cache_hits_per_query']:.3g} "
+            f"cache hits, {cost['tokens_per_query']:,.0f} tokens, {cost['llm_stage_s_per_query']:.2f} s in the LLM "
             f"stages, {cost['wall_time_s_per_query']:.2f} s in all")

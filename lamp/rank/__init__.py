@@ -6,7 +6,10 @@
 >>> ranker = EnergyRanker(log.num_entities, log.num_relations)              # doctest: +SKIP
 >>> ranker.fit(train, stop, epochs=30, patience=5, seed=0)                  # doctest: +SKIP
 
-torch is imported only when :class:`EnergyRanker` or :func:`rank_top_m` is used.
+Feature rankers over every valid query (issue 17): :func:`rerank_top_m` with ``ranker="lightgbm"``
+(:class:`GBDTRanker`) or ``"energy"``, on :func:`build_features`.
+
+torch is imported only when :class:`EnergyRanker`, :func:`rank_top_m` or the energy feature ranker is used.
 """
 
 from __future__ import annotations
@@ -21,9 +24,16 @@ _LAZY = {
     "EnergyRanker": "lamp.rank.ranker", "reorder": "lamp.rank.ranker", "select_weight": "lamp.rank.ranker",
     "gold_ranks": "lamp.rank.ranker", "final_scores": "lamp.rank.ranker",
     "rank_top_m": "lamp.rank.stage", "RankOutcome": "lamp.rank.stage", "EnergyRankerStage": "lamp.rank.stage",
+    "rerank_top_m": "lamp.rank.rerank", "RerankOutcome": "lamp.rank.rerank", "GBDTRanker": "lamp.rank.gbdt",
+    "build_features": "lamp.rank.features", "Features": "lamp.rank.features",
+    "candidate_scores": "lamp.rank.features",
 }
 # ranker=<name>; ranker=none (no learned ranker) is a run without this stage, not an entry here
-RANKERS: Resolver[Any] = Resolver("ranker", {"energy": "lamp.rank.stage:EnergyRankerStage"}, conf_group="ranker")
+RANKERS: Resolver[Any] = Resolver("ranker", {
+    "lightgbm": "lamp.rank.methods:LightGBMRanking",
+    "energy_features": "lamp.rank.methods:EnergyFeaturesRanking",
+    "energy": "lamp.rank.stage:EnergyRankerStage",
+}, conf_group="ranker")
 
 
 def __getattr__(name: str) -> Any:

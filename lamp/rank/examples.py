@@ -26,8 +26,10 @@ class RankExample:
     ``candidates`` [M, 3] int64 (subject, relation, object) in the data's orientation (object -1 when a
     dataset has none); ``evidence_rows`` one int64 array of log rows per candidate, ascending time;
     ``evidence_events`` the same events as [L, 4] float64 (time, subject, relation, object), so the
-    ranker needs no log; ``gold`` the gold answer's position in the top-M, -1 when it is not there.
-    Construction fails with :class:`LeakageError` if any evidence event is at or after the query time.
+    ranker needs no log; ``gold`` the gold answer's position in the top-M, -1 when it is not there;
+    optional ``features`` [M, F] float32 (:mod:`lamp.rank.features`) and ``relevant`` [M] bool (the gold
+    and the other true answers at the query's time step, for the listwise loss). Construction fails with :class:`LeakageError` if any evidence event is at or
+    after the query time.
     """
 
     query_id: int
@@ -38,9 +40,15 @@ class RankExample:
     gold: int
     evidence_rows: tuple[np.ndarray, ...]
     evidence_events: tuple[np.ndarray, ...]
+    features: np.ndarray | None = None
+    relevant: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         m = len(self.candidates)
+        if (self.features is not None and (self.features.ndim != 2 or len(self.features) != m)) or \
+                (self.relevant is not None and self.relevant.shape != (m,)):
+            raise ConfigError(f"RankExample {self.query_id}: features must be [M, F] and relevant [M] with M={m}, got "
+                              f"{getattr(self.features, 'shape', None)} and {getattr(self.relevant, 'shape', None)}.")
         if self.candidates.shape != (m, 3) or self.base_scores.shape != (m,):
             raise ConfigError(f"RankExample {self.query_id}: candidates must be [M, 3] and base_scores [M], got "
                               f"{self.candidates.shape} and {self.base_scores.shape}.")
@@ -70,8 +78,11 @@ def events_of(log: EventLog, rows: np.ndarray) -> np.ndarray:
         np.float64).reshape(len(rows), 4)
 
 
-def build_examples(log: EventLog, table: CandidateTable, evidences: Sequence[Evidence]) -> list[RankExample]:
+def build_examples(log: EventLog, table: CandidateTable, evidences: Sequence[Evidence], *,
+                   features: np.ndarray | None = None, relevant: np.ndarray | None = None) -> list[RankExample]:
     """One :class:`RankExample` per query of ``table``; a (query, candidate) without evidence gets none.
+
+    ``features`` [Q, M, F] and ``relevant`` [Q, M], when given, are attached row by row.
 
     Raises :class:`LeakageError` when an evidence event is at or after its query's time.
     """
@@ -98,7 +109,9 @@ def build_examples(log: EventLog, table: CandidateTable, evidences: Sequence[Evi
                                    f"history_end {int(ends[i])}. Fix the retriever: only earlier events may be used.")
         out.append(RankExample(int(qid[i]), float(times[i]), int(ends[i]), cands.reshape(-1, 3),
                                np.asarray(table.scores[i], dtype=np.float32), int(gold[i]), tuple(rows),
-                               tuple(events_of(log, r) for r in rows)))
+                               tuple(events_of(log, r) for r in rows),
+                               None if features is None else np.asarray(features[i], dtype=np.float32),
+                               None if relevant is None else np.asarray(relevant[i], dtype=bool)))
     return out
 
 
@@ -139,3 +152,19 @@ def shuffle_evidence(examples: Sequence[RankExample], seed: int = 0) -> list[Ran
             events = tuple(np.zeros((0, 4)) for _ in range(m))
         out[i] = replace(ex, evidence_rows=rows, evidence_events=events)
     return out
+
+
+def clamp_entities(example: RankExample, known: int | None) -> RankExample:
+    """Entity ids the ranker never saw (``>= known``) -> its spare "unknown / no object" row (index ``known``);
+    ``known=None`` leaves the example as it is."""
+    if known is None:
+        return example
+    cands = example.candidates.copy()
+    cands[:, [0, 2]] = np.where(cands[:, [0, 2]] >= known, known, cands[:, [0, 2]])
+    events = []
+    for ev in example.evidence_events:
+        ev = ev.copy()
+        for col in (1, 3):
+            ev[:, col] = np.where(ev[:, col] >= known, known, ev[:, col])
+        events.append(ev)
+    return replace(example, candidates=cands, evidence_events=tuple(events))

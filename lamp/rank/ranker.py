@@ -26,8 +26,8 @@ from lamp.rank.model import Batch, EnergyNet, collate, take
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-LOSSES = ("softmax", "binary")
-_ARCH = ("dim", "layers", "heads", "dropout", "time_features")
+LOSSES = ("softmax", "binary", "listnet")
+_ARCH = ("dim", "layers", "heads", "dropout", "time_features", "num_features", "entity_embeddings")
 
 
 class EnergyRanker:
@@ -36,14 +36,19 @@ class EnergyRanker:
     Architecture: ``dim``, ``layers``, ``heads``, ``dropout``, ``time_features`` (see
     :class:`~lamp.rank.model.EnergyNet`); training: ``max_evidence`` (L, events per candidate, the most
     recent kept), ``lr``, ``weight_decay``, ``batch_size`` (queries per step), ``loss`` (``softmax``
-    over the M candidates of a query, true vs the others; or ``binary``: each candidate true/false);
-    ``device``: ``auto`` (GPU when present), ``cpu`` or ``cuda``.
+    over the M candidates of a query, the gold vs the others; ``listnet``: the same softmax against a
+    target spread evenly over every true answer at the query's time step (the gold and the ones the
+    time-aware filter removes), so a true answer ranked above the gold is not punished; or ``binary``:
+    each candidate true/false); ``num_features``: width of the examples' ranking features (0: none),
+    standardised with the training examples' mean and spread; ``entity_embeddings``: False shares one
+    embedding between all entities (no memorising of entities); ``device``: ``auto`` (GPU when
+    present), ``cpu`` or ``cuda``.
     """
 
     def __init__(self, num_entities: int, num_relations: int, *, dim: int = 64, layers: int = 2, heads: int = 4,
                  dropout: float = 0.1, time_features: int = 8, max_evidence: int = 32, lr: float = 1e-3,
-                 weight_decay: float = 0.01, batch_size: int = 32, loss: str = "softmax",
-                 device: str = "auto") -> None:
+                 weight_decay: float = 0.01, batch_size: int = 32, loss: str = "softmax", num_features: int = 0,
+                 entity_embeddings: bool = True, device: str = "auto") -> None:
         if loss not in LOSSES:
             raise ConfigError(f"Invalid ranker loss: {loss!r}. Valid choices are: {', '.join(LOSSES)}")
         if dim % heads:
@@ -51,7 +56,8 @@ class EnergyRanker:
         self.num_entities, self.num_relations = int(num_entities), int(num_relations)
         self.hparams: dict[str, Any] = {"dim": dim, "layers": layers, "heads": heads, "dropout": dropout,
                                         "time_features": time_features, "max_evidence": max_evidence, "lr": lr,
-                                        "weight_decay": weight_decay, "batch_size": batch_size, "loss": loss}
+                                        "weight_decay": weight_decay, "batch_size": batch_size, "loss": loss,
+                                        "num_features": int(num_features), "entity_embeddings": bool(entity_embeddings)}
         self.device = resolve_device(device)
         self.net = self._new_net()
         self.weight = 0.0  # w in  final = -energy + w * base_score, inf: base order (set by select_weight's caller)
@@ -86,6 +92,7 @@ class EnergyRanker:
             raise ConfigError(f"no training example has its gold answer in the top-M ({len(train_examples)} given); "
                               "the ranker cannot learn. Fix: more valid queries, a larger top_m, or ranker=none.")
         tb, vb = collate(train, self.hparams["max_evidence"]), collate(valid, self.hparams["max_evidence"])
+        self._standardise(tb)
         opt = torch.optim.AdamW(self.net.parameters(), lr=self.hparams["lr"],
                                 weight_decay=self.hparams["weight_decay"])
         bs = int(self.hparams["batch_size"])
@@ -115,19 +122,35 @@ class EnergyRanker:
         return {"curve": curve, "best_epoch": report.best_epoch + 1, "epochs_run": len(curve),
                 "train_examples": len(train), "valid_examples": len(valid), **self.skipped}
 
+    def _standardise(self, batch: Batch) -> None:
+        """Feature mean and spread of the training examples, kept in the network (saved with it)."""
+        n_feat = self.hparams["num_features"]
+        if batch.feat_BMF.shape[2] != n_feat:
+            raise ConfigError(f"the ranker was built for {n_feat} features but the examples have "
+                              f"{batch.feat_BMF.shape[2]}. Fix: EnergyRanker(..., num_features={batch.feat_BMF.shape[2]}).")
+        if n_feat:
+            flat = batch.feat_BMF.reshape(-1, n_feat).astype(np.float64)
+            self.net.feat_mean.copy_(torch.as_tensor(flat.mean(axis=0), dtype=torch.float32))
+            self.net.feat_std.copy_(torch.as_tensor(np.maximum(flat.std(axis=0), 1e-6), dtype=torch.float32))
+
     def _energies(self, batch: Batch) -> torch.Tensor:
         b, m, t = batch.pad_BMT.shape
         dev = self.device
+        feat = torch.as_tensor(batch.feat_BMF.reshape(b * m, -1), device=dev) if self.hparams["num_features"] else None
         out = self.net(torch.as_tensor(batch.ids_BMT3.reshape(b * m, t, 3), device=dev),
                        torch.as_tensor(batch.logdt_BMT.reshape(b * m, t), device=dev),
                        torch.as_tensor(batch.match_BMT5.reshape(b * m, t, -1), device=dev),
-                       torch.as_tensor(batch.pad_BMT.reshape(b * m, t), device=dev))
+                       torch.as_tensor(batch.pad_BMT.reshape(b * m, t), device=dev), feat)
         return out.view(b, m)
 
     def _loss(self, energy_BM: torch.Tensor, batch: Batch) -> torch.Tensor:
         gold = torch.as_tensor(batch.gold_B, device=self.device)
         if self.hparams["loss"] == "softmax":
             return torch.nn.functional.cross_entropy(-energy_BM, gold)
+        if self.hparams["loss"] == "listnet":
+            target = torch.as_tensor(batch.relevant_BM, device=self.device).float()
+            target = target / target.sum(dim=1, keepdim=True).clamp(min=1.0)
+            return -(target * torch.log_softmax(-energy_BM, dim=1)).sum(dim=1).mean()
         target = torch.nn.functional.one_hot(gold, energy_BM.shape[1]).float()
         return torch.nn.functional.binary_cross_entropy_with_logits(-energy_BM, target)
 

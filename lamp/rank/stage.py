@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -95,6 +96,17 @@ class EnergyRankerStage(Configurable):
              seed: int = 0, progress: bool = False) -> RankOutcome:
         return rank_top_m(log, tables, evidences, seed=seed, progress=progress, **asdict(self.settings))
 
+    def fit(self, log: EventLog, valid: CandidateTable, evidences: Sequence[Evidence], *, seed: int = 0,
+            progress: bool = False) -> tuple[EnergyRanker | None, dict[str, Any]]:
+        """Fit on the valid queries alone (the numbers of the held-out part are in ``info``)."""
+        out = rank_top_m(log, {"valid": valid, "test": valid}, {"valid": evidences, "test": evidences}, seed=seed,
+                         progress=progress, **asdict(self.settings))
+        return out.ranker, {k: v for k, v in out.info.items() if not k.startswith("test_")}
+
+    @staticmethod
+    def load_model(folder: str | os.PathLike[str]) -> EnergyRanker:
+        return EnergyRanker.load(str(folder))
+
 
 def rank_top_m(log: EventLog, tables: dict[str, CandidateTable], evidences: dict[str, Sequence[Evidence]], *,
                seed: int = 0, progress: bool = False, epochs: int = 30, patience: int = 5,
@@ -130,7 +142,8 @@ def rank_top_m(log: EventLog, tables: dict[str, CandidateTable], evidences: dict
     stop_energy = ranker.score(stop)
     weight, table = select_weight(stop, stop_energy) if combine_base else (0.0, {})
     ranker.weight = weight
-    base_energy = np.broadcast_to(np.arange(m, dtype=np.float32), (len(stop), m))  # base order as energy
+    # the base order as energy, its ties at their average rank (not the listing's lower id first)
+    base_energy = -np.stack([e.base_scores for e in stop]) if stop else np.zeros((0, m), np.float32)
     info.update({k: report[k] for k in ("best_epoch", "epochs_run", "skipped_train", "skipped_valid", "curve")})
     info.update({"train_used": report["train_examples"], "stop_used": report["valid_examples"]})
     info.update({"weight": weight_to_json(weight), "weight_grid": {str(k): v for k, v in table.items()},
@@ -143,7 +156,7 @@ def rank_top_m(log: EventLog, tables: dict[str, CandidateTable], evidences: dict
     shuffled = shuffle_evidence(stop, seed=seed + 1)
     info.update(_evidence_control(stop, stop_energy, shuffled, ranker.score(shuffled) if shuffled else stop_energy))
     if info["evidence_control"].startswith("no measurable"):
-        logger.warning("ranker: %s (stop-part mean rank %.3f, with another query's evidence %.3f)",
+        logger.debug("ranker: %s (stop-part mean rank %.3f, with another query's evidence %.3f)",
                        info["evidence_control"], info["stop_mean_rank_energy"] or float("nan"),
                        info["stop_mean_rank_energy_shuffled"] or float("nan"))
     energies = ranker.score(test)

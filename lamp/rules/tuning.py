@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from lamp.data.queries import QuerySet
+from lamp.progress import progress_bar
 from lamp.rules._rank_kernels import filtered_ranks
 from lamp.rules.applier import ApplyParams, RuleApplier
 
@@ -52,7 +52,7 @@ def rank_metrics(ranks: np.ndarray) -> dict[str, float]:
 
 def evaluate_params(applier: RuleApplier, queries: QuerySet, params: Sequence[ApplyParams],
                     fallback_weights: Sequence[float] = (), *, batch_size: int = 64,
-                    progress: bool = False) -> np.ndarray:
+                    progress: bool | None = None) -> np.ndarray:
     """Filtered gold ranks ``[K, W, Q]`` (average ties) for each configuration and fallback weight.
 
     With no ``fallback_weights``, each configuration's own ``fallback_weight`` is used (``W == 1``).
@@ -61,7 +61,7 @@ def evaluate_params(applier: RuleApplier, queries: QuerySet, params: Sequence[Ap
     n, k = len(queries), len(params)
     out = np.zeros((k, max(1, len(weights)), n), dtype=np.float64)
     gold_all = queries.frame["target"].to_numpy().astype(np.int64)
-    for a in tqdm(range(0, n, batch_size), disable=not progress, desc="rules on valid", unit="batch"):
+    for a in progress_bar(range(0, n, batch_size), desc="rules on valid", unit="batch", enabled=progress, leave=False):
         b = min(n, a + batch_size)
         pos = np.arange(a, b)
         scores, fb = applier.score_queries(queries, pos, params)
@@ -78,7 +78,7 @@ def evaluate_params(applier: RuleApplier, queries: QuerySet, params: Sequence[Ap
 
 
 def select_params(applier: RuleApplier, valid: QuerySet, grid: TuningGrid | None = None, *,
-                  progress: bool = False) -> tuple[ApplyParams, list[dict[str, Any]]]:
+                  progress: bool | None = None) -> tuple[ApplyParams, list[dict[str, Any]]]:
     """The best :class:`ApplyParams` on ``valid`` and one row per evaluated configuration."""
     g = grid or TuningGrid()
     queries = valid.sample(g.max_queries, g.seed)

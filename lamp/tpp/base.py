@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from lamp.components import Configurable
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
 from lamp.errors import ConfigError
+from lamp.progress import progress_bar
 from lamp.tpp.factored import rank_relation_object
 from lamp.tpp.ranking import filtered_gold_rank, top_m_of
 from lamp.types import TIE_RULE, CandidateTable
@@ -110,7 +110,7 @@ def rank_candidates(model: BaseModel, log: EventLog, queries: QuerySet, top_m: i
     starts = range(0, n, batch_size)
     if n_jobs is None:
         n_jobs = min(2, os.cpu_count() or 1) if getattr(model, "thread_safe", False) else 1
-    bar = tqdm(total=len(starts), disable=not progress, desc=f"scoring {model.name}", unit="batch")
+    bar = progress_bar(total=len(starts), desc=f"scoring {model.name}", unit="batch", enabled=progress)
     if n_jobs <= 1 or len(starts) <= 1:
         for start in starts:
             run(start)

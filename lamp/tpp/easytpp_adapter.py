@@ -96,7 +96,7 @@ class EasyTPPSettings:
     valid_queries: int | None = 2000  # seeded sample of the valid queries for early stopping; None = all
     seed: int = 0
     device: str = "auto"
-    progress: bool = not_in_key(False)
+    progress: bool | None = not_in_key(None)  # None: follow the stage (lamp.progress)
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:

@@ -18,12 +18,12 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from lamp.data.eventlog import EventLog
 from lamp.data.history import Postings, concat_ranges, strictly_before
 from lamp.data.queries import QuerySet
 from lamp.errors import ConfigError
+from lamp.progress import progress_bar
 from lamp.tpp.ranking import top_m_of
 from lamp.types import CandidateTable
 
@@ -56,7 +56,7 @@ def rank_relation_object(model: RelationObjectScorer, log: EventLog, queries: Qu
     vals = np.zeros((n, m), dtype=np.float32)
     ranks = np.full(n, np.nan)
     target = queries.frame["target"].to_numpy().astype(np.int64)
-    for start in tqdm(range(0, n, batch_size), disable=not progress, desc=f"scoring {model.name}", unit="batch"):
+    for start in progress_bar(range(0, n, batch_size), desc=f"scoring {model.name}", unit="batch", enabled=progress):
         pos = np.arange(start, min(n, start + batch_size))
         rel, obj = model.relation_object_scores(log, queries, pos)
         if rel.shape != (len(pos), n_rel) or obj.shape != (len(pos), n_ent):

@@ -53,7 +53,9 @@ N_FREQ = 16  # sinusoid pairs of the continuous-time encoding
 
 @dataclass(frozen=True)
 class KEANHPSettings:
-    """Hyperparameters of ``base:ke_anhp`` (defaults: the ICEWS14 benchmark run)."""
+    """Hyperparameters of ``base:ke_anhp``. Only the epoch is chosen (by filtered MRR on valid); the other
+    defaults were set by hand when the model was written, not searched (the ICEWS14/18 runs in
+    benchmarks/results/bench_neural.md use them)."""
 
     dim: int = 128
     history: int = 32
@@ -70,7 +72,7 @@ class KEANHPSettings:
     valid_queries: int | None = None  # seeded sample of valid queries for epoch selection; None = all
     seed: int = 0
     device: str = "auto"
-    progress: bool = not_in_key(False)
+    progress: bool | None = not_in_key(None)  # None: follow the stage (lamp.progress)
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:

@@ -1,7 +1,8 @@
 """Top-M and the gold's filtered rank of dense score rows: the ranking rules every base model shares.
 
 Tie rules (documented, deterministic):
-- top-M order: higher score first; equal scores by lower candidate id first.
+- top-M order: higher score first; equal scores by lower candidate id first (a listing rule only:
+  the metrics give tied candidates their average position, see :meth:`lamp.types.CandidateTable.tied`).
 - gold rank: the average ("realistic") rank among tied candidates:
   ``rank = 1 + #{c : score_c > score_gold} + #{c != gold : score_c == score_gold} / 2``,
   after removing the other true answers at the same time step (time-aware filter).

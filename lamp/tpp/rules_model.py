@@ -47,7 +47,7 @@ class RulesModelSettings:
     tune: bool = True
     grid: TuningGrid = field(default_factory=TuningGrid)
     n_jobs: int = not_in_key(0)  # threads (0 = all cores)
-    progress: bool = not_in_key(False)
+    progress: bool | None = not_in_key(None)  # None: follow the stage (lamp.progress)
 
     def __post_init__(self) -> None:
         if not isinstance(self.mining, MiningConfig):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lamp.data.eventlog import TimeSpec, build_event_log
+from lamp.data.eventlog import EventLog, TimeSpec, build_event_log
 from lamp.data.queries import QuerySet, make_queries
 from lamp.errors import ConfigError
 from lamp.eval.metrics import (
@@ -14,12 +14,14 @@ from lamp.eval.metrics import (
     apply_reorder,
     average_precision_at_k,
     average_recall_at_k,
+    gold_positions,
     map_at_k,
     mar_at_k,
     mean_rank_top_m,
     metrics_from_predictions,
     metrics_rows,
     paired_difference,
+    per_query_values,
     predictions_frame,
     ranking_metrics,
     rmse,
@@ -105,6 +107,59 @@ def test_apply_reorder_average_ties_of_the_new_order() -> None:
     assert apply_reorder(t, order3, tie_keys=energies).gold_rank_filtered[3] == 1.5
     with pytest.raises(ConfigError, match="tie_keys"):
         apply_reorder(t, keep, tie_keys=np.zeros((4, 2)))
+
+
+def ratings_log() -> tuple[EventLog, QuerySet]:
+    """Users rating items (5 types, no objects): user 0 has no earlier review at its test time, user 1 two
+    5-star reviews, user 2 one 1-star and one 5-star review (tied), user 3 one 5-star review."""
+    rows = [(1.0, 1, 4), (2.0, 1, 4), (1.0, 2, 0), (2.0, 2, 4), (2.0, 3, 4), (3.0, 4, 2), (4.0, 4, 2),
+            (5.0, 0, 4), (5.0, 1, 4), (5.0, 2, 4), (5.0, 3, 0)]
+    frame = pd.DataFrame(rows, columns=["time", "subject", "relation"]).assign(object=-1)
+    parts = {"train": frame[frame.time < 3], "valid": frame[(frame.time >= 3) & (frame.time < 5)],
+             "test": frame[frame.time >= 5]}
+    log = build_event_log("ratings", parts, [f"u{i}" for i in range(5)], [f"{k} star" for k in range(1, 6)],
+                          TimeSpec("day", 86400.0, None))
+    return log, make_queries(log, "type", "test")
+
+
+def test_tied_types_share_their_average_position_and_favour_no_class() -> None:
+    """The listing puts tied types in id order ("1 star" first); the metrics must not: a gold tied with
+    k others sits at its group's average position whatever its id, and top-1 accuracy credits 1/k."""
+    log, q = ratings_log()
+    table = FrequencyBaseline().score(log, q, 5)
+    by_user = {int(u): i for i, u in enumerate(q.frame["subject"])}
+    np.testing.assert_array_equal(table.candidates[by_user[0]], [0, 1, 2, 3, 4])  # all tied: listed by id
+    pos = dict(zip(q.frame["subject"].tolist(), per_query_values(table)["top_m_rank"].tolist(), strict=True))
+    # user 0 (no history): 5 stars at 3 = (1 + 5) / 2, not 5; user 1: 5 stars alone first; user 2: tied
+    # first with 1 star (1.5 for either class); user 3: its gold 1 star tied last with three others
+    assert pos == {0: 3.0, 1: 1.0, 2: 1.5, 3: 2.0 + 1.5}
+    assert gold_positions(table, 1).tolist() == [0.0, 1.0, 0.0, 0.0]  # users 0..3 in query order
+    assert gold_positions(table, 2).tolist() == [0.0, 1.0, 1.5, 2.0]  # ties counted among the first m only
+    assert accuracy(table) == pytest.approx((1 / 5 + 1 + 1 / 2 + 0) / 4)
+    # the same gold with another id (1 star for user 0) gets the same position: no class is favoured
+    flipped = QuerySet(q.task, q.split, q.frame.assign(target=np.where(q.frame["subject"] == 0, 0, q.frame["target"])),
+                       q.num_candidates, q.num_relations, q.filter_ptr, q.filter_ids)
+    again = FrequencyBaseline().score(log, flipped, 5)
+    assert per_query_values(again)["top_m_rank"][by_user[0]] == 3.0
+    # the predictions frame carries the ties, so the metric is recomputed from it exactly
+    frame = predictions_frame(table)
+    assert metrics_from_predictions(frame)["mean_rank_top_m"] == pytest.approx(mean_rank_top_m(table).value)
+    for m in (1, 2, 3):
+        assert metrics_from_predictions(frame, m)["mean_rank_top_m"] == pytest.approx(
+            mean_rank_top_m(table, m).value, nan_ok=True)
+
+
+def test_reordered_tables_keep_the_ties_of_their_keys() -> None:
+    log, q = ratings_log()
+    table = FrequencyBaseline().score(log, q, 5)
+    keep = np.tile(np.arange(5), (len(q), 1))
+    # the base order kept with its own scores as keys: every position as in the base table
+    same = apply_reorder(table, keep, tie_keys=table.scores.astype(np.float64))
+    np.testing.assert_array_equal(per_query_values(same)["top_m_rank"], per_query_values(table)["top_m_rank"])
+    # a strict order (no keys) breaks every tie: positions are the listing's
+    strict = apply_reorder(table, keep)
+    assert per_query_values(strict)["top_m_rank"].tolist() == [5.0, 1.0, 2.0, 2.0]
+    assert strict.tied().tolist() == [list(range(5))] * len(q)
 
 
 def test_map_mar_accuracy_rmse_hand() -> None:

@@ -72,6 +72,15 @@ def test_failures_are_counted_not_cached(cache: LLMCache, tmp_path: Path) -> Non
     assert cache.stats()["entries"] == 1 and cache.stats()["pending_claims"] == 0
 
 
+def test_failures_of_a_batch_are_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    client = LLMClient(FakeBackend(fail_on=["bad 1", "bad 2", "bad 3"]), None, None, None)
+    with caplog.at_level("DEBUG", logger="lamp.llm.client"):
+        client.generate(requests_for(["ok", "bad 1", "bad 2", "bad 3"]), progress=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name == "lamp.llm.client"]
+    assert warnings == ["3 of 4 LLM requests failed (fake: boom); they carry the error"]
+    assert sum(r.levelname == "DEBUG" and "LLM call failed" in r.getMessage() for r in caplog.records) == 3
+
+
 def test_price_table() -> None:
     table = PriceTable({"gpt-4o-mini": {"prompt": 0.15, "completion": 0.60}, "gpt-4o": {"input": 2.5, "output": 10}})
     assert table.cost("openai", "gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(0.75)

@@ -4,7 +4,9 @@ the real embedding model, the rules abducer, the ranker; then a rerun that pays 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -40,19 +42,41 @@ def _methods(run_dir: Path) -> set[str]:
 def test_rules_only_pipeline_writes_every_output(data_dir: Path, tmp_path: Path) -> None:
     run_dir = _run(tmp_path, "rules", "llm=none", "retriever=fuzzy")
     for name in ("metrics.json", "predictions.parquet", "evidence.parquet", "llm_usage.json", "timings.json",
-                 "cost.json", "report.md"):
+                 "cost.json", "report.md", "report.html"):
         assert (run_dir / name).is_file(), name
     assert json.loads((run_dir / "cost.json").read_text())["outside_llm_share"] is None  # no LLM in this run
     assert _methods(run_dir) >= {"base:recurrency", "lamp[rules]", "lamp[rules,no_ranker]", "ablation:random",
                                  "ablation:recent", "ablation:effect_similarity"}
     rows = json.loads((run_dir / "metrics.json").read_text())
     assert all(r["n_queries"] > 0 and r["tie_rule"] == "average" for r in rows)
+    # the report names the valid queries the ranker learned from (gold in the top-M), not the sample size
+    ranked = next(r for r in rows if r["method"] == "lamp[rules]")
+    assert ranked["ranker_train_used"] + ranked["ranker_skipped_train"] == ranked["ranker_train_part"]
+    assert (f"trained on {ranked['ranker_train_used']} valid queries and early-stopped on "
+            f"{ranked['ranker_stop_used']}") in (run_dir / "report.md").read_text()
     evidence = pd.read_parquet(run_dir / "evidence.parquet")
     assert len(evidence) > 0
     assert not evidence.duplicated(["method", "split", "query_id", "candidate", "position"]).any()
     assert (evidence["event_time"] < evidence["query_time"]).all()  # nothing at or after the query time
     preds = pd.read_parquet(run_dir / "predictions.parquet")
     assert set(preds["method"]) == _methods(run_dir)
+
+
+def test_report_of_a_run_leads_with_the_choice_on_valid_and_renders_in_chromium(
+        data_dir: Path, tmp_path: Path, chromium_render: Any) -> None:
+    run_dir = _run(tmp_path, "html", "llm=none", "retriever=fuzzy")  # the rules-only run again: stages reused
+    report = (run_dir / "report.md").read_text()
+    assert report.splitlines()[2].startswith(("**Best on valid: ", "**Shown: "))  # right below the title
+    assert "paired bootstrap" in report.splitlines()[2]
+    explained = report[report.index("## Explanations"):]
+    assert "### lamp[rules]" in explained and re.search(r"base #\d( → #\d, (up|down) \d|, unchanged)", explained)
+    page = (run_dir / "report.html").read_text()
+    seen = chromium_render(run_dir / "report.html")
+    assert seen["headings"][0].startswith("lamp run: icews14") and "Explanations" in seen["headings"]
+    assert len(seen["tables"]) == page.count("<table>") >= 3  # results, selection on valid, timings
+    assert all(t["rows"] > 1 and t["cells"] > 1 and t["height"] > 0 for t in seen["tables"])
+    assert len(seen["images"]) == 2 and all(i["width"] > 0 and i["shown"] > 0 for i in seen["images"])
+    assert seen["resources"] == []  # every plot inline: nothing fetched
 
 
 @pytest.mark.real_llm
