@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data directory (skips without LAMP_DATA_DIR), ICEWS14, a temporary cache."""
+"""Shared fixtures: the real data directory (skips without LAMP_DATA_DIR), ICEWS14, a temporary cache, one
+fitted ICEWS14 pipeline and its saved bundle."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from lamp.data.eventlog import EventLog
+
+if TYPE_CHECKING:
+    from lamp.pipeline.predictor import Pipeline
 
 
 @pytest.fixture(scope="session")
@@ -128,3 +133,21 @@ def terminal_screen(text: str) -> list[str]:
 def screen() -> Callable[[str], list[str]]:
     """:func:`terminal_screen`: what a terminal shows after some output."""
     return terminal_screen
+
+
+@pytest.fixture(scope="session")
+def icews14_pipeline(icews14: EventLog) -> Pipeline:
+    """One lamp.Pipeline fitted on ICEWS14 train + valid (events up to 2014-11-30: recurrency, mined rules, fuzzy
+    retrieval, a 2-epoch energy ranker on 30 valid queries), shared by the tests of the pipeline and the server.
+    Never change it: a test that observes events works on ``dataclasses.replace(icews14_pipeline)`` (the same
+    fitted components, its own history)."""
+    import lamp
+
+    return lamp.Pipeline.fit(icews14.head(icews14.split_range("test")[0]), abducer="rules", retriever="fuzzy",
+                             n_valid_queries=30, ranker={"epochs": 2})
+
+
+@pytest.fixture(scope="session")
+def icews14_bundle(icews14_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`icews14_pipeline` saved (what ``lamp serve`` reads)."""
+    return icews14_pipeline.save(tmp_path_factory.mktemp("bundle") / "icews14.lamp")

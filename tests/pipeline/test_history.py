@@ -1,6 +1,6 @@
 """The history a fitted lamp.Pipeline keeps, on real ICEWS14: observe, its policies, predict from it, ties.
 
-The pipeline is fitted once per module on train + valid (events up to 2014-11-30; recurrency, mined rules,
+The pipeline is the session's shared one (``icews14_pipeline`` in tests/conftest.py), fitted on train + valid (events up to 2014-11-30; recurrency, mined rules,
 fuzzy retrieval, a 2-epoch ranker on 30 valid queries); December 2014 (the test split) comes in through
 ``observe`` as tables of named events, the way a live feed would. Each test works on its own copy
 (``dataclasses.replace``: the same fitted components, its own history).
@@ -28,9 +28,8 @@ SANCTIONS = "Impose embargo, boycott, or sanctions"
 
 
 @pytest.fixture(scope="module")
-def fitted(icews14: EventLog) -> Pipeline:
-    return lamp.Pipeline.fit(icews14.head(icews14.split_range("test")[0]), abducer="rules", retriever="fuzzy",
-                             n_valid_queries=30, ranker={"epochs": 2})
+def fitted(icews14_pipeline: Pipeline) -> Pipeline:
+    return icews14_pipeline
 
 
 @pytest.fixture(scope="module")

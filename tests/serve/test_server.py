@@ -1,6 +1,7 @@
-"""``lamp serve`` for real: a uvicorn server on 127.0.0.1 (a child process started by the CLI) serving a bundle
-fitted on real ICEWS14 (recurrency, mined rules, fuzzy retrieval, a 2-epoch energy ranker; train + valid, events
-up to 2014-11-30), exercised with valid and malformed requests, and with predictions and observations at once.
+"""``lamp serve`` for real: a uvicorn server on 127.0.0.1 (a child process started by the CLI) serving the
+session's shared bundle (``icews14_bundle`` in tests/conftest.py: real ICEWS14 train + valid, events up to
+2014-11-30; recurrency, mined rules, fuzzy retrieval, a 2-epoch energy ranker), exercised with valid and
+malformed requests, and with predictions and observations at once.
 
 Every answer is checked against the library: the server answers exactly what ``Pipeline.predict`` answers on the
 same bundle with the same events observed.
@@ -28,10 +29,8 @@ SANCTIONS = "Impose embargo, boycott, or sanctions"
 
 
 @pytest.fixture(scope="module")
-def bundle(icews14: EventLog, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pipe = lamp.Pipeline.fit(icews14.head(icews14.split_range("test")[0]), abducer="rules", retriever="fuzzy",
-                             n_valid_queries=30, ranker={"epochs": 2})
-    return pipe.save(tmp_path_factory.mktemp("serve") / "icews14.lamp")
+def bundle(icews14_bundle: Path) -> Path:
+    return icews14_bundle
 
 
 @pytest.fixture(scope="module")
