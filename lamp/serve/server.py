@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -59,23 +59,39 @@ def serving(bundle: str | os.PathLike[str], *, port: int | None = None, threads:
     port = port or free_port()
     cmd = [sys.executable, "-m", "lamp.cli.main", "serve", str(bundle), "--host", "127.0.0.1", "--port", str(port),
            "--threads", str(threads), "--log-level", log_level]
-    with open(log_path or os.devnull, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            Client(url, timeout=5).health()
+            return True
+        except (OSError, LampError):
+            return False
+
+    with child_server(cmd, ready, what=f"lamp serve {bundle}", timeout=timeout, log_path=log_path):
+        yield url
+
+
+@contextmanager
+def child_server(cmd: Sequence[str], ready: Callable[[], bool], *, what: str, timeout: float = 300.0,
+                 log_path: str | os.PathLike[str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """Start the server ``cmd`` in a child process (its output to ``log_path``), wait until ``ready()`` says it
+    answers, yield it, and stop it on exit. A child that exits first, or is not ready within ``timeout``
+    seconds, raises a :class:`~lamp.errors.LampError` naming ``what`` and the log."""
+    from lamp.errors import LampError
+
+    see = f"; its log: {log_path}" if log_path else ""
+    with open(log_path or os.devnull, "ab") as log:
+        proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
-        while True:
+        while not ready():
             if proc.poll() is not None:
-                raise LampError(f"lamp serve {bundle} exited with code {proc.returncode} before answering"
-                                + (f"; its log: {log_path}" if log_path else "") + ".")
-            try:
-                Client(url, timeout=5).health()
-                break
-            except (OSError, LampError):
-                if time.monotonic() > deadline:
-                    raise LampError(f"lamp serve {bundle} did not answer {url}/health within {timeout:.0f} s.") from None
-                time.sleep(0.25)
-        yield url
+                raise LampError(f"{what} exited with code {proc.returncode} before answering{see}.")
+            if time.monotonic() > deadline:
+                raise LampError(f"{what} did not answer within {timeout:.0f} s{see}.")
+            time.sleep(0.25)
+        yield proc
     finally:
         proc.terminate()
         try:

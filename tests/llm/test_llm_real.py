@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +20,7 @@ from llm_fakes import REAL_THREADS
 from lamp.llm import LLMCache, LLMClient, LLMRequest, build_backend
 from lamp.llm.json_decoding import SEPARATORS
 from lamp.llm.local_backend import LocalBackend
+from lamp.serve.server import child_server, free_port
 
 pytestmark = [pytest.mark.real_llm, pytest.mark.slow]
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "London", "Rome"]},
@@ -157,48 +156,27 @@ def test_local_loglikelihood(local: LocalBackend) -> None:
     assert math.isfinite(good) and good < 0 and good > bad
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def llama_server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         import llama_cpp.server.app  # noqa: F401
     except ImportError as exc:
         pytest.skip(f"llama_cpp.server needs its extras (pip install 'lamp[local-server]'): {exc}")
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("llama-server") / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-                             "--n_threads", str(REAL_THREADS), "--verbose", "False"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 90
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}; see {log.name}")
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"llama_cpp.server did not answer /v1/models in 90 s; see {log.name}")
-            time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
+
+    def ready() -> bool:
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, 9)
-            proc.wait()
-        log.close()
+            with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    with child_server([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path), "--host", "127.0.0.1",
+                       "--port", str(port), "--n_ctx", "2048", "--n_threads", str(REAL_THREADS), "--verbose", "False"],
+                      ready, what="llama_cpp.server", timeout=90, log_path=log):
+        yield base
 
 
 def test_openai_backend_against_llama_server(llama_server: str, tmp_path: Path) -> None:
