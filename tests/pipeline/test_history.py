@@ -118,6 +118,20 @@ def test_a_batch_is_checked_whole_and_refused_whole(fitted: Pipeline, december: 
     assert (report.added, report.duplicates, report.new_entities) == (1, 4, ("Someone New",))
 
 
+def test_observe_takes_an_eventlog_as_it_takes_its_table(fitted: Pipeline, icews14: EventLog,
+                                                        december: pd.DataFrame) -> None:
+    """The whole log up to 2014-12-09 as an EventLog: what the pipeline was fitted on comes back as duplicates,
+    December's days are added exactly as the table of the same named events adds them."""
+    from lamp.pipeline.history import to_time
+
+    end = icews14.history_end(to_time("2014-12-10", icews14.time_spec))
+    by_log, by_table = _fresh(fitted), _fresh(fitted)
+    a = by_log.observe(icews14.head(end))
+    b = by_table.observe(december[december["time"] < "2014-12-10"])
+    assert a.added == b.added > 0 and a.duplicates == len(fitted.history.log) + b.duplicates  # type: ignore[union-attr]
+    assert by_log.history.log.frame.equals(by_table.history.log.frame)  # type: ignore[union-attr]
+
+
 def test_predict_says_when_the_scores_cannot_tell_candidates_apart(fitted: Pipeline) -> None:
     pipe = _fresh(fitted)
     # The issue's example: two events as the whole history, nothing about sanctions: every candidate scores 0.
