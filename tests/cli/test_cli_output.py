@@ -102,8 +102,8 @@ def test_debug_lines_only_with_verbose(data_dir: Path, cache: Path, tmp_path: Pa
     assert "ranker epoch" not in (tmp_path / "quiet" / "run.log").read_text()
     # another epoch count retrains the ranker (the other stages are reused), now with -v
     loud = _lamp(cache, "run", "-v", *small, "ranker.epochs=2", f"hydra.run.dir={tmp_path / 'loud'}")
-    assert re.search(r"^debug lamp\.rank\.ranker: ranker epoch 1: ", loud.stderr, re.M), loud.stderr[-2000:]
+    assert re.search(r"^debug lamp\.nn\.training: ranker epoch 1: ", loud.stderr, re.M), loud.stderr[-2000:]
     assert "ranker epoch 2" in (tmp_path / "loud" / "run.log").read_text()
     hydra = _lamp(cache, "run", *small, "ranker.epochs=4", "hydra.verbose=lamp", f"hydra.run.dir={tmp_path / 'hv'}")
-    assert re.search(r"^debug lamp\.rank\.ranker: ranker epoch 4: ", hydra.stderr, re.M), hydra.stderr[-2000:]
+    assert re.search(r"^debug lamp\.nn\.training: ranker epoch 4: ", hydra.stderr, re.M), hydra.stderr[-2000:]
     assert "| method" in quiet.stdout and "| method" not in quiet.stderr  # results on stdout, logs on stderr
