@@ -127,7 +127,7 @@ class Encoder(Protocol):
 class TextEncoder:
     """A sentence-transformers model, loaded on first use; unit-length float32 vectors."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", batch_size: int = 128,
+    def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", batch_size: int = 32,
                  precision: str = "auto", progress: bool | None = None) -> None:
         self.model_name, self.device, self.batch_size, self.progress = model, device, int(batch_size), progress
         self.precision = resolve_precision(precision, device)
