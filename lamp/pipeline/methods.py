@@ -101,12 +101,14 @@ def _abduce(store: ArtifactStore, clock: StageClock, log: EventLog, requests: di
             splits: tuple[str, ...] = SPLITS) -> tuple[dict[str, list[AbductionResult]], dict[str, str | None]]:
     results: dict[str, list[AbductionResult]] = {}
     keys: dict[str, str | None] = {}
+    # the abducer itself says whether it asks the LLM (a teacher built for train_evidence is not in comps.abducers)
+    llm = bool(getattr(abducer, "uses_llm", False)) and comps.llm_client is not None
     with clock.stage(f"abduce[{name}]") as st:
-        st.extra["llm"] = comps.uses_llm(name)
+        st.extra["llm"] = llm
         reused = 0
         for split in splits:  # valid first: the ranker needs it; LLM calls are cached one by one, so a killed run resumes
             out = steps.abduce(abducer, log, requests[split], parents[split], store=store,
-                               usage=comps.usage_snapshot if comps.uses_llm(name) else None)
+                               usage=comps.usage_snapshot if llm else None)
             results[split], keys[split] = out.results, out.key
             reused += out.reused
             comps.add_reused(out.reused_usage)

@@ -175,8 +175,9 @@ def render_report(cfg: PipelineConfig, run_dir: Path, log: EventLog, methods: li
 
 
 def _ranker_queries(methods: list[MethodRun]) -> str:
-    """How many valid queries the ranker learned from: those with the gold in the base top-M (the others
-    cannot train a softmax over the top-M and are skipped); the same for every method (one base top-M)."""
+    """How many valid queries the ranker learned from: those with the gold in the base top-M (a feature ranker:
+    any true answer there; the others cannot teach an order of the top-M and are skipped); the same for every
+    method (one base top-M)."""
     info = next((m.extra_metrics for m in methods if "ranker_train_used" in m.extra_metrics
                  or "ranker_fallback" in m.extra_metrics), None)
     if info is None:
@@ -186,8 +187,12 @@ def _ranker_queries(methods: list[MethodRun]) -> str:
     sampled = info.get("ranker_valid_examples", info.get("ranker_valid_queries"))
     teacher = next((m.extra_metrics["ranker_trained_on"] for m in methods if "ranker_trained_on" in m.extra_metrics),
                    None)
+    gold = "the gold in the base top-M"
+    train_rule = info.get("ranker_train_rule", gold)
+    used = (f"those with {gold}" if train_rule == gold
+            else f"those with {train_rule}; of the held-out ones, those with {gold}")
     return (f" trained on {info['ranker_train_used']} valid queries and early-stopped on {info['ranker_stop_used']} "
-            f"(those with the gold in the base top-M, of {sampled} sampled: the first 2/3 by time train, the last 1/3 "
+            f"({used}, of {sampled} sampled: the first 2/3 by time train, the last 1/3 "
             "early-stops and chooses the weight of the base score)"
             + (f"; an LLM abducer's ranker learned from {teacher}" if teacher else ""))
 

@@ -344,7 +344,11 @@ def _fit_on_valid(log: EventLog, valid: CandidateTable, evidences: Sequence[Evid
     m = valid.candidates.shape[1]
     info: dict[str, Any] = {"ranker": ranker, "valid_queries": len(valid.queries), "top_m": m,
                             "train_part": len(train), "stop_part": len(stop),
-                            "train_used": int((gold[train] >= 0).sum()), "stop_used": int((gold[stop] >= 0).sum()),
+                            # a query teaches a feature ranker when any true answer (the gold or another one at
+                            # its time) is in the top-M: exactly the queries its fit keeps; the held-out queries
+                            # that choose w and measure it are those with the gold in the top-M
+                            "train_used": int(is_true[train].any(axis=1).sum()), "stop_used": int((gold[stop] >= 0).sum()),
+                            "train_rule": "a true answer (the gold or another one at its time) in the base top-M",
                             "features": list(feats.names), "ensemble": sorted(ensemble or {}),
                             "use_evidence": use_evidence, "feature_seconds": time.perf_counter() - began}
     if not info["train_used"]:

@@ -96,7 +96,7 @@ def test_a_smoke_run_in_a_terminal_prints_under_the_line_budget(data_dir: Path, 
 
 @pytest.mark.slow
 def test_debug_lines_only_with_verbose(data_dir: Path, cache: Path, tmp_path: Path) -> None:
-    small = ["experiment=smoke", "llm=none", "retriever=fuzzy", "ablations=[]", "n_explanations=0"]
+    small = ["experiment=smoke", "ranker=energy", "llm=none", "retriever=fuzzy", "ablations=[]", "n_explanations=0"]
     quiet = _lamp(cache, "run", *small, f"hydra.run.dir={tmp_path / 'quiet'}")
     assert "ranker epoch" not in quiet.stderr and not re.search(r"^debug ", quiet.stderr, re.M), quiet.stderr
     assert "ranker epoch" not in (tmp_path / "quiet" / "run.log").read_text()

@@ -30,7 +30,9 @@ def test_default_is_the_main_job() -> None:
     assert cfg.dataset == "icews14" and cfg.top_m == 5 and cfg.n_test_queries == 200
     assert [a.name for a in cfg.abducers] == ["llm", "rules", "llm_rules"]
     assert cfg.llm is not None and cfg.llm["budget"]["max_calls"] == 300
-    assert cfg.ranker is not None and cfg.retriever.name == "hybrid"
+    assert cfg.ranker is not None and cfg.ranker.name == "lightgbm" and cfg.retriever.name == "hybrid"
+    assert cfg.base_model.name == "rules"  # the strongest base that fits the main job's time (issue 17)
+    assert cfg.n_valid_queries is None and cfg.train_evidence == "rules"  # rankers learn from every valid query
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

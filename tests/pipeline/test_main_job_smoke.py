@@ -45,7 +45,7 @@ def test_rules_only_pipeline_writes_every_output(data_dir: Path, tmp_path: Path)
                  "cost.json", "report.md", "report.html"):
         assert (run_dir / name).is_file(), name
     assert json.loads((run_dir / "cost.json").read_text())["outside_llm_share"] is None  # no LLM in this run
-    assert _methods(run_dir) >= {"base:recurrency", "lamp[rules]", "lamp[rules,no_ranker]", "ablation:random",
+    assert _methods(run_dir) >= {"base:rules", "lamp[rules]", "lamp[rules,no_ranker]", "ablation:random",
                                  "ablation:recent", "ablation:effect_similarity"}
     rows = json.loads((run_dir / "metrics.json").read_text())
     assert all(r["n_queries"] > 0 and r["tie_rule"] == "average" for r in rows)
@@ -83,7 +83,7 @@ def test_report_of_a_run_leads_with_the_choice_on_valid_and_renders_in_chromium(
 def test_main_job_smoke_with_local_llm_then_free_rerun(data_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (bash .ci/setup builds it)")
     first = _run(tmp_path, "first", "abducer.mode=batched")
-    assert {"lamp[llm]", "lamp[rules]", "base:recurrency"} <= _methods(first)
+    assert {"lamp[llm]", "lamp[rules]", "base:rules"} <= _methods(first)
     usage = json.loads((first / "llm_usage.json").read_text())
     assert usage["calls"] > 0 and usage["calls"] <= 12
     cost = json.loads((first / "cost.json").read_text())
@@ -106,12 +106,12 @@ def test_pmi_abducer_and_pmi_rescored_retrieval_end_to_end(data_dir: Path, tmp_p
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (bash .ci/setup builds it)")
     run_dir = tmp_path / "pmi"
     code = main(["run", "abducer=pmi", "extra_abducers=[]", "ablations=[]", "queries.n_test=2", "queries.n_valid=4",
-                 "candidates.top_m=3", "ranker.epochs=2", "retriever=fuzzy", "retriever.max_evidence=3",
+                 "candidates.top_m=3", "retriever=fuzzy", "retriever.max_evidence=3",
                  "+retriever.rescore=pmi", "+retriever.rescore_keep=2", "abducer.candidates=2", "abducer.max_causes=2",
                  "progress=false",
                  "n_explanations=1", f"hydra.run.dir={run_dir}"])
     assert code == 0
-    assert {"lamp[pmi]", "lamp[pmi,no_ranker]", "base:recurrency"} <= _methods(run_dir)
+    assert {"lamp[pmi]", "lamp[pmi,no_ranker]", "base:rules"} <= _methods(run_dir)
     evidence = pd.read_parquet(run_dir / "evidence.parquet")
     assert len(evidence) and (evidence.groupby(["method", "query_id", "candidate"]).size() <= 2).all()  # rescore_keep
     assert (evidence["event_time"] < evidence["query_time"]).all()

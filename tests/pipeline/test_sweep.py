@@ -16,7 +16,7 @@ from lamp.pipeline.sweep import collect, summarize_sweep
 def test_multirun_over_m_then_sweep_summary(data_dir: Path, tmp_path: Path, tmp_cache: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     sweep = tmp_path / "multirun"
-    code = main(["run", "-m", "experiment=rules_only", "queries.n_test=4", "queries.n_valid=6", "ranker.epochs=2",
+    code = main(["run", "-m", "experiment=rules_only", "queries.n_test=4", "queries.n_valid=6",
                  "retriever=fuzzy", "ablations=[recent]", "candidates.top_m=3,5", "hydra/launcher=joblib",
                  "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"])
     assert code == 0
@@ -24,7 +24,7 @@ def test_multirun_over_m_then_sweep_summary(data_dir: Path, tmp_path: Path, tmp_
     assert runs == ["0", "1"]  # both jobs finished, in parallel, sharing one artifact cache
     assert main(["sweep", str(sweep)]) == 0
     text = (sweep / "sweep.md").read_text()
-    assert "| method | M=3 | M=5 |" in text and "lamp[rules]" in text and "base:recurrency" in text
+    assert "| method | M=3 | M=5 |" in text and "lamp[rules]" in text and "base:rules" in text
     assert (sweep / "mean_rank_vs_m.png").stat().st_size > 1000
     assert "written:" in capsys.readouterr().out
     frame = collect(sweep)
