@@ -55,6 +55,10 @@ class DownloadError(LampError):
     """A dataset download failed or its checksum did not match."""
 
 
+class ClusterError(LampError):
+    """A job sent to a cluster (``hydra/launcher=ray``) could not run there: no cluster at the address, a lost worker."""
+
+
 class LLMError(LampError):
     """An LLM call failed after all retries, or a backend was misconfigured."""
 

@@ -14,7 +14,8 @@ fence says otherwise, with a reason (the comment is visible in the README's sour
 Runnable blocks run one after the other in one temporary folder (a file one writes, the next may read), Python
 blocks with this interpreter, shell blocks with ``bash -e -o pipefail``, with ``lamp`` on the PATH and this
 checkout first on PYTHONPATH. A process a shell block leaves in the background (``lamp serve ... &``) keeps
-running for the blocks after it and is stopped at the end. The README's port 8000 is replaced by a free port.
+running for the blocks after it and is stopped at the end. The README's ports (8000: lamp serve, 6379: the Ray
+head) are replaced by free ones.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ README = ROOT / "README.md"
 RUNNABLE = {"python": "python", "bash": "bash", "sh": "bash", "shell": "bash"}
 NOT_CODE = {"text", "console", "json", "yaml"}  # shown, not run
 MARKERS = ("no-test", "compose-only", "expect")
-PORT = "8000"  # the README's port; the test serves on a free one
+PORTS = ("8000", "6379")  # the README's ports (lamp serve, the Ray head); the test uses free ones
 
 
 @dataclass(frozen=True)
@@ -163,12 +164,14 @@ def test_readme_examples_run_as_written(data_dir: Path, tmp_path: Path,
                                         sessions: list[subprocess.Popen[bytes]]) -> None:
     from lamp.serve.server import free_port
 
-    port = str(free_port())
+    ports: dict[str, str] = {}
+    while len(set(ports.values())) < len(PORTS):
+        ports = {p: str(free_port()) for p in PORTS}
     env = {**os.environ, "LAMP_DATA_DIR": str(data_dir),
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     for k, b in enumerate(RUN):
-        code = re.sub(rf"\b{PORT}\b", port, b.code)
+        code = re.sub(rf"\b({'|'.join(PORTS)})\b", lambda m: ports[m.group(1)], b.code)
         out = tmp_path / f"block{k}.out"
         if RUNNABLE[b.lang] == "python":
             script = tmp_path / f"block{k}.py"

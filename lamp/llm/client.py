@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -36,10 +37,18 @@ _TEMPLATE_TOKENS_PER_MESSAGE = 4
 class LLMClient:
     """Runs requests through ``backend``: cached calls are free, each finished call is stored at once.
 
-    A call starts only if its worst case (estimated prompt tokens + ``max_tokens``, priced) fits in
-    what the budget has left, so a cap is never exceeded; once one does not fit the client stops,
-    the rest get ``error="budget exhausted"`` and ``usage.budget_stopped`` is set.
+    A call starts only if its worst case (its prompt tokens as the server will count them + ``max_tokens``,
+    priced) fits in what the budget has left beside the worst cases of the calls in flight; once one does not
+    fit the client stops, the rest get ``error="budget exhausted"`` and ``usage.budget_stopped`` is set.
     Identical requests within a batch are called once.
+
+    The client counts a prompt's tokens itself, and a server may count more (its chat template adds a system
+    prompt, its tokenizer splits finer). Each answer (and cache hit) shows by how much: the client keeps the
+    largest factor ``a`` and the largest excess ``b`` seen and reserves ``max(a * n, n + b)`` for a prompt it
+    counts as ``n``, which bounds any server that counts ``a * n + b`` with ``a >= 1, b >= 0``. Under a token
+    or cost cap, the first call therefore runs alone: the others start, ``max_concurrency`` at a time, once
+    an answer has shown how the server counts. (A server whose counts vary beyond that can still overshoot a
+    cap by its error on the calls in flight.)
     """
 
     def __init__(self, backend: LLMBackend, cache: LLMCache | None = None, budget: Budget | None = None,
@@ -54,6 +63,10 @@ class LLMClient:
         self.max_concurrency = max(1, int(max_concurrency or backend_concurrency))
         self.poll_interval_s = poll_interval_s
         self._reserved: dict[str, tuple[int, float]] = {}  # key -> worst-case (tokens, cost) in flight
+        # how the server's token counts exceed ours (see the class docstring); None until an answer shows it
+        self._prompt_factor: float | None = None
+        self._prompt_excess = 0
+        self._completion_excess = 0
         if self.budget.max_cost_usd is not None and self.prices.lookup(backend.name, backend.model_id) is None:
             raise ConfigError(f"budget.max_cost_usd is set but model {backend.model_id!r} has no price. "
                               "Fix: add it under llm.prices ({prompt: ..., completion: ...} USD per 1M tokens).")
@@ -80,6 +93,7 @@ class LLMClient:
                 out[i] = resp
                 self.usage.add_tag(requests[i].tag, "cache_hits" if hit else "calls")
             if hit:
+                self._calibrate(requests[groups[key][0]], resp)
                 self.usage.cache_hits += len(groups[key])
                 bar.tally(cached=len(groups[key]))
             bar.update(len(groups[key]))
@@ -96,7 +110,7 @@ class LLMClient:
         try:
             with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="lamp-llm") as pool:
                 while todo or in_flight or waiting:
-                    while todo and len(in_flight) < self.max_concurrency:
+                    while todo and len(in_flight) < self._concurrency():
                         key = todo.popleft()
                         req = requests[groups[key][0]]
                         state = self.cache.claim(key) if self.cache is not None else "claimed"
@@ -137,10 +151,31 @@ class LLMClient:
                            len(responses), self.backend.name, failed[0].error)
         return responses
 
+    def _concurrency(self) -> int:
+        """Calls allowed in flight: one under a token or cost cap until an answer has calibrated the estimate."""
+        tracks = self.budget.max_tokens is not None or self.budget.max_cost_usd is not None
+        return 1 if tracks and self._prompt_factor is None else self.max_concurrency
+
+    def _count_prompt(self, req: LLMRequest) -> int:
+        """The prompt's tokens as this client counts them."""
+        return self.backend.count_tokens(req.prompt_text()) + _TEMPLATE_TOKENS_PER_MESSAGE * len(req.messages)
+
+    def _calibrate(self, req: LLMRequest, resp: LLMResponse) -> None:
+        """Learn from an answer how far the server's token counts exceed ours."""
+        if resp.error is not None or resp.prompt_tokens <= 0:
+            return
+        counted = max(1, self._count_prompt(req))
+        self._prompt_factor = max(self._prompt_factor or 1.0, resp.prompt_tokens / counted)
+        self._prompt_excess = max(self._prompt_excess, resp.prompt_tokens - counted)
+        self._completion_excess = max(self._completion_excess, resp.completion_tokens - req.max_tokens)
+
     def _estimate(self, req: LLMRequest) -> tuple[int, float]:
-        prompt = self.backend.count_tokens(req.prompt_text()) + _TEMPLATE_TOKENS_PER_MESSAGE * len(req.messages)
-        cost = self.prices.cost(self.backend.name, self.backend.model_id, prompt, req.max_tokens)
-        return prompt + req.max_tokens, cost
+        """The call's worst case: (tokens, cost) as the server may count them."""
+        counted = self._count_prompt(req)
+        prompt = max(math.ceil(counted * (self._prompt_factor or 1.0)), counted + self._prompt_excess)
+        completion = req.max_tokens + self._completion_excess
+        cost = self.prices.cost(self.backend.name, self.backend.model_id, prompt, completion)
+        return prompt + completion, cost
 
     def _admit(self, key: str, req: LLMRequest) -> bool:
         """Reserve the call's worst case against the budget, or stop the client."""
@@ -177,6 +212,7 @@ class LLMClient:
     def _finish(self, key: str, req: LLMRequest, resp: LLMResponse) -> LLMResponse:
         u = self.usage
         self._reserved.pop(key, None)
+        self._calibrate(req, resp)
         u.calls += 1
         u.retries += resp.retries
         u.prompt_tokens += resp.prompt_tokens

@@ -20,18 +20,27 @@ REAL_THREADS = int(os.environ.get("LAMP_TEST_LLM_THREADS", "1"))
 
 
 class FakeBackend:
-    """Answers "echo:<last message>"; appends one line per real call to ``log_path`` (if given)."""
+    """Answers "echo:<last message>"; appends one line per real call to ``log_path`` (if given).
+
+    The prompt tokens it reports are ``prompt_scale * count_tokens(prompt) + prompt_overhead``: a server whose
+    tokenizer is coarser than the client's count, or whose chat template adds a system prompt.
+    ``active_at_start``: how many calls were in it (this one included) as each call began."""
 
     name = "fake"
 
     def __init__(self, log_path: str | Path | None = None, delay_s: float = 0.0, model_id: str = "fake-1",
-                 fail_on: Sequence[str] = (), max_concurrency: int = 1) -> None:
+                 fail_on: Sequence[str] = (), max_concurrency: int = 1, prompt_scale: int = 1,
+                 prompt_overhead: int = 0) -> None:
         self.model_id = model_id
         self.log_path = Path(log_path) if log_path else None
         self.delay_s = delay_s
         self.fail_on = set(fail_on)
         self.max_concurrency = max_concurrency
+        self.prompt_scale = prompt_scale
+        self.prompt_overhead = prompt_overhead
         self.calls: list[LLMRequest] = []
+        self.active = 0
+        self.active_at_start: list[int] = []
         self._lock = threading.Lock()
 
     def generate(self, requests: Sequence[LLMRequest]) -> list[LLMResponse]:
@@ -43,16 +52,24 @@ class FakeBackend:
                     f.write(f"{os.getpid()}\t{content}\n")
             with self._lock:
                 self.calls.append(req)
+                self.active += 1
+                self.active_at_start.append(self.active)
             time.sleep(self.delay_s)
+            with self._lock:
+                self.active -= 1
             if content in self.fail_on:
                 out.append(LLMResponse("", 0, 0, cached=False, latency_s=self.delay_s, error="boom", retries=2))
             else:
-                out.append(LLMResponse(f"echo:{content}", self.count_tokens(req.prompt_text()), 3,
-                                       cached=False, latency_s=self.delay_s))
+                prompt_tokens = self.prompt_scale * self.count_tokens(req.prompt_text()) + self.prompt_overhead
+                out.append(LLMResponse(f"echo:{content}", prompt_tokens, 3, cached=False, latency_s=self.delay_s))
         return out
 
     def count_tokens(self, text: str) -> int:
         return max(1, len(text.split()))
+
+    @property
+    def max_active(self) -> int:
+        return max(self.active_at_start, default=0)
 
     @property
     def context_length(self) -> int:
