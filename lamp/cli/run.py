@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
 
 from lamp.errors import LampError
 from lamp.pipeline.config import conf_dir
@@ -60,17 +65,22 @@ def run_hydra(argv: list[str], *, verbose: bool = False) -> int:
         from lamp.pipeline.run import run_pipeline
 
         logging.captureWarnings(True)  # other libraries' warnings go to run.log (see the job_logging config)
+        output_dir = HydraConfig.get().runtime.output_dir
         try:
-            pcfg = to_pipeline_config(cfg, run_dir=HydraConfig.get().runtime.output_dir)
+            pcfg = to_pipeline_config(cfg, run_dir=output_dir)
             result = run_pipeline(pcfg)
         except LampError as exc:
             print(f"error: {exc}", file=sys.stderr)
             status["code"] = 2
+            # a sweep's job may run in another process (joblib, Ray): the driver finds its failure in this file
+            Path(output_dir, FAILED_JOB_FILE).write_text(f"{exc}\n")
             return
         print("\n".join(summary_lines(result)))
 
     old = sys.argv
     sys.argv = ["lamp run", *argv]
+    started = time.time()
+    _SWEEP.clear()
     try:
         _app()
     except LampError as exc:
@@ -78,4 +88,30 @@ def run_hydra(argv: list[str], *, verbose: bool = False) -> int:
         return 2
     finally:
         sys.argv = old
+    failed = failed_sweep_jobs(started)
+    if failed:
+        print(f"error: {len(failed)} job(s) of the sweep failed (each printed its error; the message is in its "
+              f"{FAILED_JOB_FILE}): {', '.join(str(p) for p in failed)}", file=sys.stderr)
+        return 2
     return status["code"]
+
+
+FAILED_JOB_FILE = "error.txt"
+_SWEEP: dict[str, Path] = {}  # the folder of the sweep this process launched (set by SweepWatch)
+
+
+class SweepWatch(Callback):
+    """A Hydra callback (``hydra.callbacks.lamp_sweep`` in conf/run/default.yaml): tells the driver of a sweep
+    where its jobs write, so that it can find the jobs that failed in other processes."""
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        _SWEEP["dir"] = Path(str(config.hydra.sweep.dir)).absolute()
+
+
+def failed_sweep_jobs(since: float) -> list[Path]:
+    """The output folders of this process's last sweep whose job failed with a LampError after ``since`` (an
+    epoch time), wherever the launcher ran them; [] after a single run."""
+    sweep = _SWEEP.pop("dir", None)
+    if sweep is None or not sweep.is_dir():
+        return []
+    return sorted(p.parent for p in sweep.rglob(FAILED_JOB_FILE) if p.stat().st_mtime >= since)

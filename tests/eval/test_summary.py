@@ -104,3 +104,16 @@ def test_one_direction_prefers_all_queries(directions: list[str]) -> None:
 
     rows = [{"method": "m", "direction": d} for d in [*directions, "both"]]
     assert [r["direction"] for r in one_direction(rows)] == ["both"]
+
+
+def test_a_method_whose_ranker_learned_from_another_abducers_evidence_is_not_selected() -> None:
+    # train_evidence=rules: lamp[llm]'s ranker and its valid number are lamp[rules]'s; equal on valid, so the
+    # earlier row would be taken although the LLM's own evidence was never measured there
+    base = base_table()
+    tables = {"base:toy": base, "lamp[llm]": base, "lamp[rules]": base}
+    teacher = {**ranked(1.6), "ranker_trained_on": "lamp[rules] evidence of the valid queries, applied to lamp[llm]'s"}
+    rows = rows_of(tables, {"lamp[llm]": teacher, "lamp[rules]": ranked(1.6)})
+    scores = {s.method: s for s in valid_scores(rows)}
+    assert scores["lamp[llm]"].value is None and "not a candidate" in scores["lamp[llm]"].note
+    assert "applied to lamp[llm]'s test evidence" in scores["lamp[llm]"].note
+    assert select_on_valid(list(scores.values())).method == "lamp[rules]"

@@ -31,6 +31,21 @@ def test_multirun_over_m_then_sweep_summary(data_dir: Path, tmp_path: Path, tmp_
     assert set(frame["top_m"]) == {3, 5} and (frame["n_queries"] > 0).all()
 
 
+@pytest.mark.slow
+def test_a_failed_job_fails_the_sweep_whichever_process_ran_it(data_dir: Path, tmp_path: Path, tmp_cache: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # job 1 asks for a top-0 candidate list: a ConfigError inside a joblib worker process, not in this one
+    sweep = tmp_path / "multirun"
+    code = main(["run", "-m", "stages=[data,base,eval]", "base_model=recurrency", "queries.n_test=4",
+                 "queries.n_valid=2", "candidates.top_m=3,0", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                 f"hydra.sweep.dir={sweep}"])
+    assert code == 2
+    assert (sweep / "0" / "metrics.json").is_file() and not (sweep / "0" / "error.txt").exists()
+    assert "top_m" in (sweep / "1" / "error.txt").read_text()
+    err = capsys.readouterr().err
+    assert "1 job(s) of the sweep failed" in err and str(sweep / "1") in err
+
+
 def _write(folder: Path, rows: list[dict]) -> None:
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps(rows))
