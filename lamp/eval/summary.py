@@ -75,7 +75,7 @@ def valid_scores(rows: Sequence[Mapping[str, Any]]) -> list[ValidScore]:
             note = ("the base model's order on the same held-out valid queries" if base_value is not None
                     else "no ranker ran, so no method was scored on valid")
             out.append(ValidScore(method, base_value, n_stop if base_value is not None else None, note))
-        elif r.get("ranker_trained_on"):
+        elif r.get("ranker_trained_on") and "no_ranker" not in method:
             # its valid number is the teacher's evidence's (train_evidence): not a measurement of this method
             out.append(ValidScore(method, None, None, f"its ranker learned from {r['ranker_trained_on']} test "
                                   "evidence: the method itself was not run on valid, so it is not a candidate "

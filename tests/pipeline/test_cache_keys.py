@@ -117,7 +117,8 @@ def test_the_python_api_and_the_cli_give_identical_metrics(tmp_path: Path) -> No
     api = _run(tmp_path, "api")
     cli = [sys.executable, "-m", "lamp.cli.main", "run", "experiment=rules_only", "dataset=icews14",
            "candidates.top_m=3", "queries.n_test=6", "queries.n_valid=24", "retriever=fuzzy", "retriever.top_k=3",
-           "ablations=[]", "ranker.epochs=1", "progress=false", f"hydra.run.dir={tmp_path / 'cli'}",
+           "ablations=[]", "base_model=recurrency", "ranker=energy", "ranker.epochs=1", "progress=false",
+           f"hydra.run.dir={tmp_path / 'cli'}",
            f"artifacts_dir={tmp_path / 'cli-artifacts'}"]
     out = subprocess.run(cli, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
