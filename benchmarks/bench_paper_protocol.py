@@ -171,7 +171,7 @@ def _ranker_queries(row: dict[str, Any]) -> str:
     top-M, of the sampled valid queries (the others cannot train a softmax over the top-M)."""
     if "ranker_train_used" not in row:
         return "base order kept" if "ranker_fallback" in row else ""
-    return f"{row['ranker_train_used']} + {row['ranker_stop_used']} of {row['ranker_valid_examples']}"
+    return f"{row['ranker_train_used']} + {row['ranker_stop_used']} of {row.get('ranker_valid_examples', row.get('ranker_valid_queries'))}"
 
 
 def overall_share() -> str:

@@ -51,7 +51,7 @@ def table(rows: list[dict[str, Any]], direction: str) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         r = {**r, "mrr_ci": f"[{r['mrr_filtered_ci_low']:.3f}, {r['mrr_filtered_ci_high']:.3f}]",
-             "ranker_queries": (f"{r['ranker_train_used']} + {r['ranker_stop_used']} of {r['ranker_valid_examples']}"
+             "ranker_queries": (f"{r['ranker_train_used']} + {r['ranker_stop_used']} of {r.get('ranker_valid_examples', r.get('ranker_valid_queries'))}"
                                 if "ranker_train_used" in r else "")}
         lines.append("| " + " | ".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
     return "\n".join(lines)
