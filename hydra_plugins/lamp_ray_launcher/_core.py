@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -24,50 +23,26 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from hydra_plugins.lamp_ray_launcher.ray_launcher import RayLauncher
-from lamp.errors import ClusterError, MissingDependencyError
+from lamp import parallel
+from lamp.errors import ClusterError
 
 logger = logging.getLogger(__name__)
 
 
 def import_ray() -> ModuleType:
     """The ``ray`` module, or an install hint."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise MissingDependencyError("ray", extra="ray", purpose="hydra/launcher=ray") from exc
-    return ray
+    return parallel.import_ray("hydra/launcher=ray")
 
 
 def connect(ray: ModuleType, address: str | None, init: dict[str, Any]) -> bool:
     """Join the cluster at ``address`` (null: Ray's own rule, see ``RayLauncherConf``); False when this process
     had joined one already (``ray.init`` called before), which is then used as it is."""
-    if ray.is_initialized():
-        return False
-    check_reachable(address)
-    try:
-        ray.init(address=address, **init)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ClusterError(f"Could not join the Ray cluster at hydra.launcher.address={address!r}: {exc}. "
-                           f"Fix: {_FIX}") from exc
-    return True
-
-
-_FIX = ("start one (`ray start --head --port=PORT`) and give its address as host:PORT, or leave "
-        "hydra.launcher.address unset to start a local one for this sweep.")
+    return parallel.connect_ray(ray, address, init, "hydra.launcher.address")
 
 
 def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
     """Refuse a ``host:port`` address where nothing listens: ``ray.init`` would wait for it forever."""
-    if address is None or ":" not in address:  # "auto", "local": Ray's own lookup
-        return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not port.isdigit():
-        return
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
-    except OSError as exc:
-        raise ClusterError(f"No Ray cluster answers at hydra.launcher.address={address!r} ({exc}). "
-                           f"Fix: {_FIX}") from exc
+    parallel.check_reachable(address, "hydra.launcher.address", timeout_s)
 
 
 def forwarded_env(names: Sequence[str]) -> dict[str, str]:

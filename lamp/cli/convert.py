@@ -73,4 +73,5 @@ def to_pipeline_config(cfg: DictConfig, *, run_dir: str | Path) -> PipelineConfi
         run_dir=str(run_dir),
         progress=bool(cfg.progress),
         n_explanations=int(cfg.get("n_explanations", 3)),
+        executor=_plain(cfg.get("executor")) or "local",
     )

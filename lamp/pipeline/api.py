@@ -42,12 +42,15 @@ def run(
     run_dir: str = "runs/api",
     artifacts_dir: str | None = None,
     progress: bool = False,
+    executor: str | dict[str, Any] = "local",
 ) -> RunResult:
     """Run lamp end to end and return its metrics and outputs.
 
     Components are given by name (``base_model="recurrency"``), by name with options
     (``retriever={"name": "dense", "top_k": 3}``) or as ready instances (a fitted ``BaseModel``, an
     LLM client or backend config dict for ``llm``: ``{"kind": "openai", "model": "gpt-4o-mini"}``).
+    ``executor="ray"`` (or ``{"kind": "ray", "address": "127.0.0.1:6379"}``) runs the per-query stages as Ray
+    tasks with the same results (:mod:`lamp.parallel`).
 
     >>> import lamp
     >>> result = lamp.run(dataset="icews14", abducers=["rules"], n_test_queries=50)   # doctest: +SKIP
@@ -66,10 +69,14 @@ def run(
         ablations=tuple(ablations), ranker=None if ranker is None else _component(ranker), stages=tuple(stages),
         train_evidence=train_evidence,
         run_dir=run_dir, artifacts_dir=artifacts_dir or default_artifacts_dir(), progress=progress,
+        executor=executor,
     )
     from lamp.data.load import load_dataset
 
     log = load_dataset(dataset, data_root=data_dir)
     comps = build_components(cfg, log, base_model=base_model if isinstance(base_model, BaseModel) else None,
                              llm_client=None if (llm is None or isinstance(llm, dict)) else llm)
-    return run_pipeline(cfg, comps)
+    try:
+        return run_pipeline(cfg, comps)
+    finally:
+        comps.executor.close()

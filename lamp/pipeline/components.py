@@ -16,6 +16,7 @@ from lamp.abduce.base import ABDUCERS, uses_llm
 from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
 from lamp.llm.types import describe_llm
+from lamp.parallel import Executor, make_executor
 from lamp.pipeline.config import Component, PipelineConfig
 from lamp.rank import RANKERS
 from lamp.retrieval import RETRIEVERS
@@ -39,6 +40,7 @@ class Components:
     ablation_retrievers: dict[str, Any]
     ranker: Any | None  # a ranking method (lamp.rank.RANKERS), or None: no learned ranker
     llm_client: Any = None
+    executor: Executor = field(default_factory=Executor)  # where the per-query stages run (lamp.parallel)
     reused_usage: dict[str, float] = field(default_factory=dict)  # LLM usage paid by earlier runs (reused artifacts)
 
     @property
@@ -123,7 +125,7 @@ def build_components(cfg: PipelineConfig, log: EventLog, *, base_model: BaseMode
                                      keep=int(cfg.retriever.params.get("rescore_keep", 8)))
     ablations = {a: RETRIEVERS.make(a, **_ablation_params(cfg, a)) for a in cfg.ablations}
     ranker = None if cfg.ranker is None else RANKERS.make(cfg.ranker.name, **cfg.ranker.params)
-    return Components(model, built, main_retriever, ablations, ranker, client)
+    return Components(model, built, main_retriever, ablations, ranker, client, executor=make_executor(cfg.executor))
 
 
 def _retriever_params(comp: Component) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from lamp.abduce.prompts import PROMPT_FAMILIES, conf_dir, default_prompt
 from lamp.errors import ConfigError
+from lamp.parallel import ExecutorSettings
 
 __all__ = ["ABLATIONS", "PROMPT_FAMILIES", "STAGES", "Component", "PipelineConfig", "as_component", "conf_dir",
            "default_artifacts_dir", "default_llm",
@@ -75,6 +76,8 @@ class PipelineConfig:
     run_dir: str = "runs/latest"
     progress: bool = True
     n_explanations: int = 3
+    # where the per-query stages run: "local" or "ray", or a conf/executor group as a dict (lamp.parallel)
+    executor: str | dict[str, Any] = "local"
 
     def __post_init__(self) -> None:
         bad = [s for s in self.stages if s not in STAGES]
@@ -85,6 +88,7 @@ class PipelineConfig:
             raise ConfigError(f"Invalid ablations {bad}. Valid choices are: {', '.join(ABLATIONS)}")
         if self.top_m < 1:
             raise ConfigError(f"candidates.top_m must be >= 1, got {self.top_m}")
+        ExecutorSettings.of(self.executor)  # a clear error now, not after the base model is fitted
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,6 +14,7 @@ import pandas as pd
 from lamp.data.eventlog import EventLog
 from lamp.errors import ConfigError
 from lamp.eval.metrics import apply_reorder
+from lamp.parallel import Executor
 from lamp.pipeline import steps
 from lamp.pipeline.artifacts import ArtifactStore
 from lamp.pipeline.components import Components
@@ -62,7 +63,8 @@ def run_methods(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, lo
         summary = {f"abduce_{k}": v for k, v in abduction_summary([r for s in splits for r in results[s]]).items()}
         if "retrieve" not in cfg.stages:
             continue
-        evid, rkeys = _retrieve(store, clock, log, requests, results, keys, name, comps.retriever, splits)
+        evid, rkeys = _retrieve(store, clock, log, requests, results, keys, name, comps.retriever, splits,
+                                comps.executor)
         if teacher:
             # the ranker learns from cheap evidence on every valid query and is applied to the LLM's on the test ones
             evid["valid"], rkeys["valid"] = _teacher_evidence(cfg, store, clock, log, requests, base.keys, comps,
@@ -73,7 +75,8 @@ def run_methods(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, lo
     if "retrieve" in cfg.stages:
         for ablation, retriever in comps.ablation_retrievers.items():
             empty = {s: [AbductionResult(r.query_id, r.candidate, ()) for r in requests[s]] for s in SPLITS}
-            evid, rkeys = _retrieve(store, clock, log, requests, empty, base.keys, f"ablation:{ablation}", retriever)
+            evid, rkeys = _retrieve(store, clock, log, requests, empty, base.keys, f"ablation:{ablation}", retriever,
+                                    executor=comps.executor)
             runs += _rank_variants(cfg, store, clock, log, tables, evid, rkeys, comps, f"ablation:{ablation}",
                                    retriever=ablation, with_no_ranker=False)
     return runs
@@ -92,7 +95,8 @@ def _teacher_evidence(cfg: PipelineConfig, store: ArtifactStore, clock: StageClo
                               "abducer (train_evidence=rules), or own.")
         abducer = ABDUCERS.make(teacher)
     results, keys = _abduce(store, clock, log, requests, parents, teacher, abducer, comps, ("valid",))
-    evid, rkeys = _retrieve(store, clock, log, requests, results, keys, teacher, comps.retriever, ("valid",))
+    evid, rkeys = _retrieve(store, clock, log, requests, results, keys, teacher, comps.retriever, ("valid",),
+                            comps.executor)
     return evid["valid"], rkeys["valid"]
 
 
@@ -108,7 +112,7 @@ def _abduce(store: ArtifactStore, clock: StageClock, log: EventLog, requests: di
         reused = 0
         for split in splits:  # valid first: the ranker needs it; LLM calls are cached one by one, so a killed run resumes
             out = steps.abduce(abducer, log, requests[split], parents[split], store=store,
-                               usage=comps.usage_snapshot if llm else None)
+                               usage=comps.usage_snapshot if llm else None, executor=comps.executor)
             results[split], keys[split] = out.results, out.key
             reused += out.reused
             comps.add_reused(out.reused_usage)
@@ -119,14 +123,16 @@ def _abduce(store: ArtifactStore, clock: StageClock, log: EventLog, requests: di
 
 def _retrieve(store: ArtifactStore, clock: StageClock, log: EventLog, requests: dict[str, list[AbductionRequest]],
               results: dict[str, list[AbductionResult]], parents: dict[str, str | None], label: str, retriever: Any,
-              splits: tuple[str, ...] = SPLITS) -> tuple[dict[str, list[Evidence]], dict[str, str | None]]:
+              splits: tuple[str, ...] = SPLITS, executor: Executor | None = None
+              ) -> tuple[dict[str, list[Evidence]], dict[str, str | None]]:
     evid: dict[str, list[Evidence]] = {}
     keys: dict[str, str | None] = {}
     with clock.stage(f"retrieve[{label}]") as st:
         st.extra["llm"] = isinstance(retriever, PMIRescorer)  # PMI re-scoring calls the LLM
         reused = 0
         for split in splits:
-            out = steps.retrieve(retriever, log, requests[split], results[split], parents[split], store=store)
+            out = steps.retrieve(retriever, log, requests[split], results[split], parents[split], store=store,
+                                 executor=executor)
             evid[split], keys[split] = out.evidence, out.key
             reused += out.reused
         st.skipped = reused == len(splits)

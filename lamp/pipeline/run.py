@@ -69,9 +69,13 @@ def run_pipeline(cfg: PipelineConfig, components: Components | None = None) -> R
 
     comps = components or build_components(cfg, log)
     methods: list[MethodRun] = []
-    if any(s in cfg.stages for s in ("base", "abduce", "retrieve", "rank", "eval")):
-        base = base_stage(cfg, store, clock, log, queries, comps)
-        methods = run_methods(cfg, store, clock, log, base, comps)
+    try:
+        if any(s in cfg.stages for s in ("base", "abduce", "retrieve", "rank", "eval")):
+            base = base_stage(cfg, store, clock, log, queries, comps)
+            methods = run_methods(cfg, store, clock, log, base, comps)
+    finally:
+        if components is None:
+            comps.executor.close()  # a local Ray started for this run stops with it
     llm_usage = comps.llm_usage()
     n_queries = len(queries.valid) + len(queries.test)
     metrics = write_outputs(cfg, run_dir, log, methods, clock, llm_usage, n_queries) if "eval" in cfg.stages else []
@@ -97,7 +101,8 @@ def base_stage(cfg: PipelineConfig, store: ArtifactStore, clock: StageClock, log
         fitted = steps.fit_base(comps.base_model, log, make_queries(log, cfg.task, "train", directions=cfg.directions),
                                 make_queries(log, cfg.task, "valid", directions=cfg.directions), store=store)
         comps.base_model = fitted.model
-        tables = {s: steps.score_base(fitted, log, getattr(queries, s), cfg.top_m, store=store, progress=cfg.progress)
+        tables = {s: steps.score_base(fitted, log, getattr(queries, s), cfg.top_m, store=store, progress=cfg.progress,
+                                      executor=comps.executor)
                   for s in ("valid", "test")}
         st.skipped = fitted.reused
     return BaseTables(tables, {s: steps.table_key(fitted, getattr(queries, s), cfg.top_m) for s in tables})

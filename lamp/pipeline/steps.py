@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lamp import parallel
 from lamp.components import stable_hash
 from lamp.data.eventlog import EventLog
 from lamp.data.queries import QuerySet
@@ -96,14 +97,16 @@ def _can_save(model: BaseModel) -> bool:
 
 
 def score_base(fitted: FittedBase, log: EventLog, queries: QuerySet, top_m: int, *,
-               store: ArtifactStore | None = None, progress: bool = False) -> CandidateTable:
-    """The base model's top-``top_m`` candidates of ``queries`` (and the gold's filtered rank)."""
+               store: ArtifactStore | None = None, progress: bool = False,
+               executor: parallel.Executor | None = None) -> CandidateTable:
+    """The base model's top-``top_m`` candidates of ``queries`` (and the gold's filtered rank); on ``executor``
+    in chunks of queries where the model allows it (:mod:`lamp.parallel`)."""
     method = f"base:{fitted.model.name}"
     key = None if fitted.key is None else stable_hash("score", STEP_VERSIONS["score"], fitted.key,
                                                       queries_key(queries), top_m)
     if store is not None and key is not None and store.exists("score", key):
         return load_table(store.path("score", key) / "table.npz", method, queries, top_m)
-    table = fitted.model.score(log, queries, top_m, progress=progress)
+    table = parallel.score(executor, fitted.model, log, queries, top_m, progress=progress)
     if store is not None and key is not None:
         with store.writing("score", key, {"method": method, "split": queries.split}) as tmp:
             save_table(table, tmp / "table.npz")
@@ -127,7 +130,8 @@ class Abduced:
 
 
 def abduce(abducer: Any, log: EventLog, requests: Sequence[AbductionRequest], parent: str | None, *,
-           store: ArtifactStore | None = None, usage: Callable[[], Mapping[str, float]] | None = None) -> Abduced:
+           store: ArtifactStore | None = None, usage: Callable[[], Mapping[str, float]] | None = None,
+           executor: parallel.Executor | None = None) -> Abduced:
     """Causes for every request. Results that carry an error (an LLM failure, a call skipped by the
     budget) are returned but never stored: a rerun asks for them again (the LLM cache keeps every call
     that succeeded, so nothing is paid twice)."""
@@ -136,7 +140,7 @@ def abduce(abducer: Any, log: EventLog, requests: Sequence[AbductionRequest], pa
         info = store.info("abduce", key)
         return Abduced(load_abduction(store.path("abduce", key)), key, {}, dict(info.get("llm_usage") or {}), True)
     before = dict(usage()) if usage else {}
-    results = abducer.abduce(log, requests)
+    results = parallel.abduce(executor, abducer, log, requests)
     paid = {k: float(v) - float(before.get(k, 0)) for k, v in usage().items()} if usage else {}
     failed = sum(1 for r in results if r.error)
     if store is not None and key is not None:
@@ -160,14 +164,14 @@ class Retrieved:
 
 def retrieve(retriever: Any, log: EventLog, requests: Sequence[AbductionRequest],
              results: Sequence[AbductionResult], parent: str | None, *,
-             store: ArtifactStore | None = None) -> Retrieved:
+             store: ArtifactStore | None = None, executor: parallel.Executor | None = None) -> Retrieved:
     """Real earlier events for every request's causes; an event at or after a query's time is a
     :class:`LeakageError` (a bug in the retriever), whatever the driver."""
     key = step_key("retrieve", parent, retriever)
     if store is not None and key is not None and store.exists("retrieve", key):
         frame = pd.read_parquet(store.path("retrieve", key) / "evidence.parquet")
         return Retrieved(frame_to_evidence(frame, requests), key, True)
-    evidence = retriever.retrieve_many(log, requests, [r.causes for r in results])
+    evidence = parallel.retrieve(executor, retriever, log, requests, [r.causes for r in results])
     check_evidence(retriever, requests, evidence)
     if store is not None and key is not None:
         with store.writing("retrieve", key, {"retriever": getattr(retriever, "name", "?")}) as tmp:

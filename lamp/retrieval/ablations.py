@@ -40,6 +40,7 @@ class AblationSettings:
 class _Ablation(Configurable):
     name = "ablation"
     Settings = AblationSettings
+    per_query = True  # a request's evidence depends on it and the log only (lamp.parallel)
 
     def __init__(self, settings: AblationSettings | Mapping[str, Any] | None = None, **overrides: Any) -> None:
         s = self.settings = make_settings(AblationSettings, settings, overrides, where=f"retriever {self.name!r}")

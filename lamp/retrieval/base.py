@@ -108,6 +108,7 @@ class PoolRetriever(Configurable):
 
     name = "pool"
     Settings: ClassVar[type] = PoolSettings
+    per_query = True  # a request's evidence depends on it, its causes and the log only (lamp.parallel)
 
     def __init__(self, settings: Any = None, **overrides: Any) -> None:
         s = self.settings = make_settings(type(self).Settings, settings, overrides, where=f"retriever {self.name!r}")

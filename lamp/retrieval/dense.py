@@ -71,6 +71,9 @@ class DenseRetriever(PoolRetriever):
     name = "dense"
     Settings = DenseSettings
 
+    # runs in the driver on executor=ray: its sentence-transformers model does not travel to Ray tasks (yet)
+    per_query = False
+
     def __init__(self, settings: Any = None, *, embeddings: TextEmbeddings | None = None, **overrides: Any) -> None:
         super().__init__(settings, **overrides)
         s = self.settings

@@ -46,6 +46,7 @@ class FrequencyBaseline(BaseModel):
     name = "frequency"
     Settings = FrequencySettings
     thread_safe = True
+    per_query = True  # a query's scores depend on it and the log only (lamp.parallel)
 
     def __init__(self, settings: FrequencySettings | Mapping[str, Any] | None = None, **overrides: Any) -> None:
         self.settings = make_settings(FrequencySettings, settings, overrides, where="base model 'frequency'")

@@ -135,6 +135,7 @@ class RecurrencyBaseline(BaseModel):
     name = "recurrency"
     Settings = RecurrencySettings
     thread_safe = True
+    per_query = True  # a query's scores depend on it and the log only (lamp.parallel)
 
     def __init__(self, settings: RecurrencySettings | Mapping[str, Any] | None = None, **overrides: Any) -> None:
         s = self.settings = make_settings(RecurrencySettings, settings, overrides, where="base model 'recurrency'")

@@ -63,6 +63,7 @@ class RulesModel(BaseModel):
 
     name = "rules"
     Settings = RulesModelSettings
+    per_query = True  # a query's scores depend on it and the log only (lamp.parallel)
 
     def content_key(self) -> Any:
         """A rule set handed in at construction is part of what the model reads."""
@@ -102,6 +103,10 @@ class RulesModel(BaseModel):
         if app is None or len(app.log) != len(log) or app.log.fingerprint() != log.fingerprint():
             app = self._applier = RuleApplier(self.rules, log, n_jobs=self.n_jobs)
         return app
+
+    def prepare(self, log: EventLog) -> None:
+        """Build the applier for ``log`` now, e.g. once before the queries fan out in chunks."""
+        self.applier(log)
 
     def score_batch(self, log: EventLog, queries: QuerySet, positions: np.ndarray) -> np.ndarray:
         """Rule score + ``fallback_weight`` x fallback, float32 ``[B, num_candidates]``."""

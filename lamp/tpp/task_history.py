@@ -125,6 +125,13 @@ class HistoryCache:
         self._other: dict[tuple[str, str, str, int], Any] = {}
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (another process, a Ray task) starts with an empty cache: what it holds is rebuilt on use."""
+        return {"roots": self.roots, "max_cutoffs": self.max_cutoffs}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["roots"], state["max_cutoffs"])  # type: ignore[misc]
+
     def history(self, log: EventLog, queries: QuerySet) -> TaskHistory:
         hist = self._hist.get(queries.task)
         if hist is None or hist.fingerprint != log.fingerprint():

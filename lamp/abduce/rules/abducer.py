@@ -57,6 +57,7 @@ class RulesAbducer(Configurable):
     name = "rules"
     Settings = RulesAbducerSettings
     uses_llm = False
+    per_query = True  # a request's causes depend on it and the log only (lamp.parallel)
 
     def __init__(self, settings: RulesAbducerSettings | Mapping[str, Any] | None = None, *,
                  rules: RuleSet | None = None, **overrides: Any) -> None:
@@ -108,6 +109,10 @@ class RulesAbducer(Configurable):
         self._rules = rules
         self._applier = RuleApplier(rules, log, n_jobs=self.n_jobs)
         return self._applier
+
+    def prepare(self, log: EventLog) -> None:
+        """Mine (or load) the rules for ``log`` now, e.g. once before the requests fan out in chunks."""
+        self.applier(log)
 
     def abduce(self, log: EventLog, requests: Sequence[AbductionRequest]) -> list[AbductionResult]:
         app = self.applier(log)
