@@ -21,7 +21,7 @@ LAYERS: dict[str, int] = {
     "serve": 7,  # the HTTP server over a fitted pipeline
     "pipeline": 6,
     "rank": 5, "abduce": 5, "retrieval": 5, "tpp": 5, "eval": 5,
-    "rules": 4, "nn": 4, "llm": 4,
+    "rules": 4, "nn": 4, "llm": 4, "parallel": 4,  # parallel: where the per-query stages run (executor=ray)
     "types": 3,  # the records between stages name an EventLog / QuerySet: above data
     "data": 2, "components": 2, "progress": 2,  # components: how a component describes itself; progress: bars
     "errors": 1,
