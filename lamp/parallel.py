@@ -21,6 +21,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -75,18 +76,39 @@ def import_ray(purpose: str) -> ModuleType:
 
 
 def connect_ray(ray: ModuleType, address: str | None, init: dict[str, Any], setting: str) -> bool:
-    """Join the cluster at ``address`` (None: Ray's own rule: ``$RAY_ADDRESS``, else a new local Ray); False
-    when this process had joined one already, which is then used as it is. ``setting`` names the option that
-    gave the address, for the error message."""
+    """Join the cluster at ``address`` (None: ``$RAY_ADDRESS``, else a new local Ray; "auto": the cluster last
+    started on this machine); False when this process had joined one already, which is then used as it is.
+    ``setting`` names the option that gave the address, for the error message.
+
+    None never means Ray's own lookup of the last cluster started here (/tmp/ray/ray_current_cluster): that file
+    outlives its cluster, and a stopped one would make every later run fail."""
     if ray.is_initialized():
         return False
+    if address is None and os.environ.get("RAY_ADDRESS"):
+        address, setting = os.environ["RAY_ADDRESS"], "$RAY_ADDRESS"
     check_reachable(address, setting)
+    if address:
+        use_token_if_present()
     try:
-        ray.init(address=address, **init)
+        ray.init(address=address or "local", **init)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ClusterError(f"Could not join the Ray cluster at {setting}={address!r}: {exc}. "
-                           f"Fix: {_fix(setting)}") from exc
+        where = f"at {setting}={address!r}" if address else "started for this run"
+        raise ClusterError(f"Could not join the Ray cluster {where}: {exc}. Fix: {_fix(setting)}") from exc
     return True
+
+
+def use_token_if_present() -> None:
+    """Send this machine's Ray token to a cluster given by address. ``ray start`` turns token authentication on
+    by itself when a token exists (``~/.ray/auth_token``, which any earlier local ``ray.init`` writes), but a
+    client given an address does not (Ray 2.60): it would be refused (InvalidAuthToken). So, with
+    ``RAY_AUTH_MODE`` unset and a token present, this process (and what it starts) uses ``RAY_AUTH_MODE=token``;
+    a cluster without authentication accepts such a client. ``RAY_AUTH_MODE=disabled`` opts out."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or path.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+        logger.info("Ray: token authentication on (a token is at %s or in $RAY_AUTH_TOKEN)", path)
 
 
 def _fix(setting: str) -> str:

@@ -35,8 +35,8 @@ def import_ray() -> ModuleType:
 
 
 def connect(ray: ModuleType, address: str | None, init: dict[str, Any]) -> bool:
-    """Join the cluster at ``address`` (null: Ray's own rule, see ``RayLauncherConf``); False when this process
-    had joined one already (``ray.init`` called before), which is then used as it is."""
+    """Join the cluster at ``address`` (null: ``$RAY_ADDRESS``, else a new local Ray; see ``RayLauncherConf``);
+    False when this process had joined one already (``ray.init`` called before), which is then used as it is."""
     return parallel.connect_ray(ray, address, init, "hydra.launcher.address")
 
 

@@ -25,8 +25,8 @@ FORWARDED_ENV = [
 @dataclass
 class RayLauncherConf:
     _target_: str = "hydra_plugins.lamp_ray_launcher.ray_launcher.RayLauncher"
-    # the cluster: null = Ray's own rule (RAY_ADDRESS, else a cluster started on this machine, else a new local
-    # one for this sweep); "host:port" = the head's GCS address (`ray start --head --port=PORT`); "auto"
+    # the cluster: null = $RAY_ADDRESS, else a new local one for this sweep; "host:port" = the head's GCS address
+    # (`ray start --head --port=PORT`); "auto" = the cluster last started on this machine
     address: str | None = None
     # CPUs each job reserves: at most (cluster CPUs / num_cpus) jobs run at once
     num_cpus: float = 1.0

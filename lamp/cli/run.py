@@ -88,7 +88,11 @@ def run_hydra(argv: list[str], *, verbose: bool = False) -> int:
         return 2
     finally:
         sys.argv = old
-    failed = failed_sweep_jobs(started)
+    sweep = _SWEEP.pop("dir", None)
+    reports = sweep_reports(sweep, started)
+    if reports:  # the driver's own lines: a job's lines on another process (Ray) may arrive after it ends
+        print(f"sweep: {len(reports)} report(s) in {sweep}", *(f"  report: {r}" for r in reports), sep="\n")
+    failed = failed_sweep_jobs(sweep, started)
     if failed:
         print(f"error: {len(failed)} job(s) of the sweep failed (each printed its error; the message is in its "
               f"{FAILED_JOB_FILE}): {', '.join(str(p) for p in failed)}", file=sys.stderr)
@@ -108,10 +112,19 @@ class SweepWatch(Callback):
         _SWEEP["dir"] = Path(str(config.hydra.sweep.dir)).absolute()
 
 
-def failed_sweep_jobs(since: float) -> list[Path]:
-    """The output folders of this process's last sweep whose job failed with a LampError after ``since`` (an
-    epoch time), wherever the launcher ran them; [] after a single run."""
-    sweep = _SWEEP.pop("dir", None)
+def _written_since(sweep: Path | None, name: str, since: float) -> list[Path]:
     if sweep is None or not sweep.is_dir():
         return []
-    return sorted(p.parent for p in sweep.rglob(FAILED_JOB_FILE) if p.stat().st_mtime >= since)
+    found = [p for p in sweep.rglob(name) if p.stat().st_mtime >= since]
+    return sorted(found, key=lambda p: [int(x) if x.isdigit() else -1 for x in p.relative_to(sweep).parts])
+
+
+def failed_sweep_jobs(sweep: Path | None, since: float) -> list[Path]:
+    """The output folders of the sweep in ``sweep`` whose job failed with a LampError after ``since`` (an
+    epoch time), wherever the launcher ran them; [] after a single run (``sweep`` None)."""
+    return [p.parent for p in _written_since(sweep, FAILED_JOB_FILE, since)]
+
+
+def sweep_reports(sweep: Path | None, since: float) -> list[Path]:
+    """The reports the jobs of the sweep in ``sweep`` wrote after ``since``, in job order."""
+    return _written_since(sweep, "report.html", since)

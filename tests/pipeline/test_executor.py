@@ -30,10 +30,11 @@ FAST = MiningConfig(lengths=(1, 2), max_length2_per_head=50)
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[parallel.Executor]:
     """A real local Ray with 2 CPUs, and an executor that sends chunks of 25 to it. The variables ``ray.init`` sets
-    (its auth mode among them) are taken back after, so a later ``ray start`` in a subprocess starts clean."""
+    (its auth mode among them) are taken back after, so a later ``ray start`` in a subprocess starts clean.
+    ``address="local"``: a new one, never the last cluster started on this machine (a README example's, maybe gone)."""
     saved = dict(os.environ)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
     try:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
         yield parallel.make_executor({"kind": "ray", "chunk_size": 25})
     finally:
         ray.shutdown()
@@ -96,3 +97,45 @@ def test_bad_executor_settings_say_what_to_fix() -> None:
         parallel.make_executor({"kind": "ray", "adress": "127.0.0.1:6379"})
     with pytest.raises(ClusterError, match=r"executor.address='127.0.0.1:1'.*ray start --head"):
         parallel.check_reachable("127.0.0.1:1", "executor.address", timeout_s=1.0)
+
+
+class _FakeRay:
+    """Records the address ``ray.init`` is given (unit test of the address rule, no cluster)."""
+
+    def __init__(self) -> None:
+        self.addresses: list[str | None] = []
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, address: str | None = None, **_: Any) -> None:
+        self.addresses.append(address)
+
+
+def test_no_address_starts_a_new_ray_unless_ray_address_names_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset, the address is never Ray's own lookup of the last cluster started on this machine: its file
+    (/tmp/ray/ray_current_cluster) outlives a stopped cluster and would make every later run fail."""
+    fake = _FakeRay()
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert parallel.connect_ray(fake, None, {}, "executor.address")  # type: ignore[arg-type]
+    assert parallel.connect_ray(fake, "auto", {}, "executor.address")  # type: ignore[arg-type]
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    with pytest.raises(ClusterError, match=r"\$RAY_ADDRESS='127.0.0.1:1'"):
+        parallel.connect_ray(fake, None, {}, "executor.address")  # type: ignore[arg-type]
+    assert fake.addresses == ["local", "auto"]
+
+
+def test_a_token_on_this_machine_turns_token_auth_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``ray start`` uses ~/.ray/auth_token when it exists; a client given an address must send it too."""
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    parallel.use_token_if_present()
+    assert "RAY_AUTH_MODE" not in os.environ  # no token: nothing to send
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("0" * 64)
+    parallel.use_token_if_present()
+    assert os.environ["RAY_AUTH_MODE"] == "token"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    parallel.use_token_if_present()
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"  # the user's choice stands

@@ -91,7 +91,8 @@ def test_ray_sweep_equals_joblib_sweep(ray_cluster: str, data_dir: Path, tmp_pat
         "the jobs did not get LAMP_CACHE_DIR from the driver (the loaded log is cached there)"
 
     code = main(["run", "-m", *SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                 f"artifacts_dir={tmp_path / 'joblib-artifacts'}", "hydra.sweep.dir=joblib-sweep"])
+                 f"artifacts_dir={tmp_path / 'joblib-artifacts'}", f"hydra.sweep.dir={tmp_path / 'joblib-sweep'}"])
+    # (absolute: loky reuses worker processes started by an earlier sweep, in that sweep's working directory)
     assert code == 0
     by_joblib = _metrics(tmp_path / "joblib-sweep")
     assert by_ray == by_joblib

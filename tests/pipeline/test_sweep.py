@@ -20,6 +20,8 @@ def test_multirun_over_m_then_sweep_summary(data_dir: Path, tmp_path: Path, tmp_
                  "retriever=fuzzy", "ablations=[recent]", "candidates.top_m=3,5", "hydra/launcher=joblib",
                  "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"])
     assert code == 0
+    out = capsys.readouterr().out  # the driver lists the jobs' reports (a job's own lines may come from elsewhere)
+    assert f"sweep: 2 report(s) in {sweep}\n  report: {sweep / '0' / 'report.html'}\n  report: {sweep / '1'}" in out
     runs = sorted(p.parent.name for p in sweep.rglob("metrics.json"))
     assert runs == ["0", "1"]  # both jobs finished, in parallel, sharing one artifact cache
     assert main(["sweep", str(sweep)]) == 0
