@@ -100,10 +100,12 @@ def to_records(reqs: Sequence[LLMRequest]) -> list[dict[str, Any]]:
 
 
 # -- the client, as llm=openai_compatible builds it ----------------------------------------------------
-def client_for(base_url: str, cache_path: Path, concurrency: int, budget: dict[str, Any] | None = None) -> LLMClient:
+def client_for(base_url: str, cache_path: Path, concurrency: int, budget: dict[str, Any] | None = None,
+               **overrides: Any) -> LLMClient:
     cfg = yaml.safe_load((ROOT / "conf" / "llm" / "openai_compatible.yaml").read_text())
     cfg.update(model=MODEL, base_url=base_url, max_concurrency=concurrency, structured_output="json_object",
-               context_length=2048, cache={"path": str(cache_path)}, prices={MODEL: {"prompt": 0, "completion": 0}})
+               context_length=2048, cache={"path": str(cache_path)}, prices={MODEL: {"prompt": 0, "completion": 0}},
+               **overrides)
     cfg["budget"] = {**cfg["budget"], "max_calls": None, **(budget or {})}
     client: LLMClient = build_llm_client(cfg)
     return client
@@ -143,7 +145,8 @@ def llama_servers(n: int, threads: int, log_dir: Path) -> Iterator[list[str]]:
 
             proc = stack.enter_context(child_server(
                 [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port",
-                 str(port), "--n_ctx", "2048", "--n_threads", str(threads), "--verbose", "False"],
+                 str(port), "--n_ctx", "2048", "--n_threads", str(threads), "--n_threads_batch", str(threads),
+                 "--verbose", "False"],
                 ready, what="llama_cpp.server", timeout=120, log_path=log_dir / f"server{i}.log"))
             SERVER_PIDS.append(proc.pid)
             urls.append(url)
@@ -161,13 +164,27 @@ def _cpu_s(pids: Sequence[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _check_servers() -> None:
+    """Stop with an error if a server process is gone (numbers measured against it would be meaningless)."""
+    for pid in SERVER_PIDS:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            state = "gone"
+        if state in ("Z", "X", "gone"):
+            raise SystemExit(f"llama_cpp.server (pid {pid}) has exited (something outside the benchmark "
+                             "stopped it?); its log is in the benchmark's temporary folder. Run again.")
+
+
 def measure(label: str, slots: int, concurrency: int, client: LLMClient, reqs: Sequence[LLMRequest],
             proxy: CountingProxy, note: str = "") -> dict[str, Any]:
+    _check_servers()
     mark, before, cpu0 = proxy.mark(), client.usage.to_dict(), _cpu_s(SERVER_PIDS)
     t0 = time.perf_counter()
     out = client.generate(reqs, progress=False)
     wall = time.perf_counter() - t0
     cpu = _cpu_s(SERVER_PIDS) - cpu0
+    _check_servers()
     after = client.usage.to_dict()
     paid = [r for r in out if not r.cached and r.error is None]
     lat = sorted(r.latency_s for r in paid)
@@ -202,11 +219,15 @@ def throughput(proxy: CountingProxy, slots: int, reqs: list[LLMRequest], levels:
     top = max(levels)
     if with_429:
         proxy.admit = slots
-        client = client_for(proxy.base_url, tmp / f"sweep-{slots}-429.sqlite", top)
-        rows.append(measure("throughput, 429s", slots, top, client, reqs, proxy,
-                            f"proxy admits {slots} in flight, 429 + Retry-After {proxy.retry_after_s:g}s beyond"))
+        for wait in (0.0, None):  # 0: every 429 spends one of max_retries (lamp before rate_limit_wait_s)
+            client = client_for(proxy.base_url, tmp / f"sweep-{slots}-429-{wait}.sqlite", top,
+                                **({} if wait is None else {"rate_limit_wait_s": wait}))
+            setting = f"rate_limit_wait_s {client.backend.rate_limit_wait_s:g}"  # type: ignore[attr-defined]
+            rows.append(measure("throughput, 429s", slots, top, client, reqs, proxy,
+                                f"proxy admits {slots} in flight, 429 + Retry-After {proxy.retry_after_s:g}s beyond; "
+                                f"max_retries {client.backend.policy.max_retries}, {setting}"))  # type: ignore[attr-defined]
+            logger.info("%s", rows[-1])
         proxy.admit = None
-        logger.info("%s", rows[-1])
     rows.append(measure("cached rerun", slots, top, client, reqs, proxy, "same client and cache"))
 
 
@@ -260,7 +281,7 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=8, help="requests per throughput run")
+    ap.add_argument("--n", type=int, default=12, help="requests per throughput run")
     ap.add_argument("--concurrency", default="1,2,4,8")
     ap.add_argument("--slots", default="1,2", help="server slots (llama_cpp.server processes) to measure")
     ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads per server process")
@@ -268,28 +289,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-causes", type=int, default=1, help="causes per call (max_tokens = 60 * this + 16)")
     ap.add_argument("--budget-n", type=int, default=200)
     ap.add_argument("--budget-share", type=float, default=0.2, help="token budget / what the requests need")
+    ap.add_argument("--throughput-only", action="store_true", help="skip the budget and shared-cache runs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "llm_throughput.md"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     load0, started = os.getloadavg(), datetime.datetime.now().astimezone()
     levels = [int(c) for c in args.concurrency.split(",")]
     slot_counts = [int(s) for s in args.slots.split(",")]
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the servers are stopped on kill too
-    calls = abduction_calls(args.n + args.budget_n, seed=args.seed, n_shots=args.n_shots, num_causes=args.num_causes)
-    sweep, big = calls[: args.n], calls[args.n:]
+    calls = abduction_calls(1 + args.n + args.budget_n, seed=args.seed, n_shots=args.n_shots, num_causes=args.num_causes)
+    warmup, sweep, big = calls[0], calls[1: args.n + 1], calls[args.n + 1:]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lamp-bench-tp-") as tmpdir:
         tmp = Path(tmpdir)
         with llama_servers(max(slot_counts), args.threads, tmp) as urls:
+            for url in urls:  # load the model's pages and the prompt's shared prefix outside the timings
+                client_for(f"{url}/v1", tmp / "warmup.sqlite", 1).backend.generate([warmup])
             for slots in slot_counts:
                 with CountingProxy(urls[:slots]) as proxy:
                     throughput(proxy, slots, sweep, levels, tmp, rows, with_429=slots == max(slot_counts))
             slots = max(slot_counts)
             need = statistics.mean(s.prompt_tokens + s.completion_tokens for s in proxy.served() if s.status == 200)
-            with CountingProxy(urls[:slots]) as proxy:
-                exact = budget_and_shared_cache(proxy, slots, big, max(levels), args.budget_share, need, tmp, rows)
+            exact: dict[str, Any] = {}
+            if not args.throughput_only:
+                with CountingProxy(urls[:slots]) as proxy:
+                    exact = budget_and_shared_cache(proxy, slots, big, max(levels), args.budget_share, need, tmp,
+                                                    rows)
     load1 = os.getloadavg()
     cmd = " ".join(["python", "benchmarks/bench_llm_throughput.py", *(argv if argv is not None else sys.argv[1:])])
     text = "\n".join([
@@ -299,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f} at the start and {load1[0]:.2f} / {load1[1]:.2f} / "
         f"{load1[2]:.2f} at the end (another engineer shares the cores).",
         f"Server: llama_cpp.server (llama-cpp-python) with `{packaged_gguf('smollm2').name}`, n_ctx 2048, "
-        f"{args.threads} thread(s) per process, one process per slot behind a least-busy counting proxy "
+        f"{args.threads} thread(s) per process (n_threads and n_threads_batch), one process per slot behind a least-busy counting proxy "
         "(benchmarks/llm_proxy.py). Client: conf/llm/openai_compatible.yaml (structured_output json_object).",
         f"Requests: per-candidate constrained abduction calls from LLMAbducer for ICEWS14 test queries x top-5 "
         f"of base:frequency, {args.n_shots} train demonstrations, {args.num_causes} cause(s) (max_tokens "
@@ -309,9 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         "paid / cache hits: the client's usage; server paid / server dup: 200 answers the proxy relayed in that "
         "run and how many of them repeated a request body already answered in it; p50/p95: latency of paid "
         "calls (queueing at the server and retry waits included); tok/s: prompt + completion tokens of paid "
-        "calls per wall second.", "",
-        "Budget and shared cache (the 200-request runs):", "",
-        markdown([{k: v for k, v in exact.items()}]), "",
+        "calls per wall second; server cores: CPU seconds of the server processes per wall second. Each "
+        "server answered one warm-up call first (not counted).", "",
+        *(["Budget and shared cache (the 200-request runs):", "", markdown([exact]), ""] if exact else []),
     ])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text, encoding="utf-8")
