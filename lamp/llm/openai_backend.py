@@ -43,6 +43,10 @@ class OpenAIBackend:
     (OpenAI, vLLM, Ollama, llama.cpp's C++ server), "json_object" (llama-cpp-python's server:
     ``{"type": "json_object", "schema": ...}``) or "none" (not sent). Token counts without a
     tokenizer (no tiktoken) are estimated as ceil(chars / 4). ``model_id`` is the model name.
+
+    A 429 (rate limited: the server ran nothing) is waited out, as its Retry-After says or else with the
+    backoff, without spending one of ``max_retries`` while the call is younger than ``rate_limit_wait_s``:
+    more calls in flight than the server admits queue up instead of failing. Every retry is counted.
     """
 
     name = "openai"
@@ -51,7 +55,7 @@ class OpenAIBackend:
                  api_key_env: str | None = "OPENAI_API_KEY", max_concurrency: int = 8, timeout_s: float = 60.0,
                  max_retries: int = 5, backoff_base_s: float = 1.0, backoff_max_s: float = 60.0,
                  structured_output: str = "json_schema", strict_schema: bool = False,
-                 context_length: int = 128_000) -> None:
+                 context_length: int = 128_000, rate_limit_wait_s: float = 300.0) -> None:
         try:
             import openai
         except ImportError as exc:
@@ -73,6 +77,9 @@ class OpenAIBackend:
         self.max_concurrency = max(1, int(max_concurrency))
         self.timeout_s = timeout_s
         self.policy = RetryPolicy(max_retries, backoff_base_s, backoff_max_s)
+        if rate_limit_wait_s < 0:
+            raise ConfigError(f"llm.rate_limit_wait_s must be >= 0, got {rate_limit_wait_s}")
+        self.rate_limit_wait_s = float(rate_limit_wait_s)
         self.structured_output = structured_output
         self.strict_schema = strict_schema
         self._context_length = int(context_length)
@@ -124,8 +131,8 @@ class OpenAIBackend:
     def _one(self, req: LLMRequest) -> LLMResponse:
         kwargs = self._kwargs(req)
         t0 = time.perf_counter()
-        retries, message = 0, ""
-        for attempt in range(self.policy.max_retries + 1):
+        retries, spent, message = 0, 0, ""  # spent: the retries that count against max_retries
+        while True:
             try:
                 completion = self._client.chat.completions.create(**kwargs)
                 text, prompt_tokens, completion_tokens = self._parse(completion, req)
@@ -133,11 +140,19 @@ class OpenAIBackend:
                                    latency_s=time.perf_counter() - t0, retries=retries)
             except Exception as exc:
                 retryable, retry_after, message = self._classify(exc)
-                if not retryable or attempt == self.policy.max_retries:
+                if not retryable:
                     break
-                delay = self.policy.delay(attempt, retry_after, self._rng)
-                logger.debug("LLM call failed (%s); retry %d/%d in %.2fs", message, attempt + 1,
-                            self.policy.max_retries, delay)
+                waiting = (isinstance(exc, self._openai.RateLimitError)
+                           and time.perf_counter() - t0 < self.rate_limit_wait_s)
+                if not waiting:
+                    if spent == self.policy.max_retries:
+                        break
+                    spent += 1
+                # "Retry-After: 0" on a 429 would make a tight loop: back off instead
+                wait_for = retry_after if retry_after or not waiting else None
+                delay = self.policy.delay(min(retries, 30), wait_for, self._rng)
+                logger.debug("LLM call failed (%s); retry %d (%d/%d counted) in %.2fs", message, retries + 1,
+                             spent, self.policy.max_retries, delay)
                 time.sleep(delay)
                 retries += 1
         return failed_response(f"{message} (after {retries} retries)", latency_s=time.perf_counter() - t0,

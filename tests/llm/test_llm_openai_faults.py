@@ -36,6 +36,28 @@ def test_retries_every_fault_kind_then_succeeds(fake_server: FakeOpenAIServer) -
     assert (client.usage.calls, client.usage.retries, client.usage.failures) == (1, 5, 0)
 
 
+def test_rate_limits_are_waited_out_without_spending_retries(fake_server: FakeOpenAIServer) -> None:
+    """More calls in flight than the server admits: its 429s say "wait", so the calls queue instead of failing
+    after max_retries (a 500 still spends a retry)."""
+    for p in ("a", "b", "c", "d"):
+        fake_server.script(["429"] * 6 + (["500"] if p == "a" else []), prompt=p)
+    client = LLMClient(backend(fake_server, max_retries=1, max_concurrency=4), None, None, None)
+    out = client.generate(requests_for(["a", "b", "c", "d"]), progress=False)
+    assert all(r.ok for r in out), [r.error for r in out]
+    assert [r.retries for r in out] == [7, 6, 6, 6] and fake_server.count("a") == 8
+    assert (client.usage.retries, client.usage.failures) == (25, 0)
+
+
+def test_a_server_that_keeps_refusing_still_fails_the_call(fake_server: FakeOpenAIServer) -> None:
+    fake_server.script(["429"] * 10_000, prompt="a")
+    t0 = time.perf_counter()
+    (resp,) = backend(fake_server, max_retries=2, rate_limit_wait_s=0.3).generate(requests_for(["a"]))
+    assert not resp.ok and "HTTP 429" in (resp.error or "") and resp.retries >= 3
+    assert 0.3 <= time.perf_counter() - t0 < 3.0
+    with pytest.raises(ConfigError, match="rate_limit_wait_s"):
+        backend(fake_server, rate_limit_wait_s=-1)
+
+
 def test_timeout_is_retried(fake_server: FakeOpenAIServer) -> None:
     fake_server.script(["slow:1.5"], prompt="a")
     t0 = time.perf_counter()

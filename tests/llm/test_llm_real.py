@@ -9,15 +9,18 @@ import json
 import math
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from llm_fakes import REAL_THREADS
 
-from lamp.llm import LLMCache, LLMClient, LLMRequest, build_backend
+from lamp.llm import Budget, LLMCache, LLMClient, LLMRequest, LLMResponse, build_backend, request_key
 from lamp.llm.json_decoding import SEPARATORS
 from lamp.llm.local_backend import LocalBackend
 from lamp.serve.server import child_server, free_port
@@ -191,3 +194,48 @@ def test_openai_backend_against_llama_server(llama_server: str, tmp_path: Path) 
     assert set(json.loads(constrained.text)) == {"city", "country"}
     rerun = client.generate(reqs, progress=False)
     assert all(r.cached for r in rerun) and client.usage.calls == 2 and client.usage.cache_hits == 2
+
+
+class _SentKeys:
+    """Wraps a backend and records the cache key of every call the server answered (a paid call)."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend, self.keys, self._lock = backend, [], threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
+    def generate(self, requests: Sequence[LLMRequest]) -> list[LLMResponse]:
+        out = self.backend.generate(requests)
+        with self._lock:
+            self.keys += [request_key(self.backend.name, self.backend.model_id, r) for r, o in zip(requests, out, strict=True)
+                          if o.ok]
+        return out
+
+
+def test_budget_and_shared_cache_hold_under_concurrency_against_llama_server(llama_server: str,
+                                                                             tmp_path: Path) -> None:
+    """max_concurrency=4 against the real server: a token cap is never overshot, and two clients sharing one
+    cache file (as two runs would) never pay for the same call twice."""
+    reqs = [chat(f"Name a colour that starts with the letter {c}.", max_tokens=6) for c in "ABCDEFGHIJKL"]
+
+    def client(budget: Budget | None = None) -> tuple[LLMClient, _SentKeys]:
+        sent = _SentKeys(build_backend("openai", model="smollm2", base_url=llama_server, api_key_env="",
+                                       max_concurrency=4, max_retries=1, timeout_s=60))
+        return LLMClient(sent, LLMCache(tmp_path / "c.sqlite"), budget, None, poll_interval_s=0.02), sent
+
+    capped, first = client(Budget(max_tokens=200))
+    out = capped.generate(reqs, progress=False)
+    u = capped.usage
+    assert capped.max_concurrency == 4 and u.budget_stopped and 0 < u.calls < len(reqs)
+    assert u.total_tokens <= 200, f"budget overshot: {u.total_tokens} tokens"
+    assert u.total_tokens == sum(r.prompt_tokens + r.completion_tokens for r in out if r.ok)
+    assert sum(r.ok for r in out) == u.calls == len(first.keys)
+
+    (a, sent_a), (b, sent_b) = client(), client()  # two clients, one cache file, the same requests at once
+    with ThreadPoolExecutor(2) as pool:
+        outs = list(pool.map(lambda c: c.generate(reqs, progress=False), [a, b]))
+    assert all(r.ok for o in outs for r in o) and [r.text for r in outs[0]] == [r.text for r in outs[1]]
+    paid = first.keys + sent_a.keys + sent_b.keys
+    assert len(paid) == len(set(paid)) == len(reqs), "a call was paid twice"
+    assert a.usage.calls + b.usage.calls == len(reqs) - u.calls
