@@ -56,9 +56,11 @@ class GroupCounts:
     key_start: np.ndarray  # [num_relaxed + 1] segment offsets
 
     @classmethod
-    def build(cls, hist: TaskHistory, pair_counts: np.ndarray) -> GroupCounts:
+    def build(cls, hist: TaskHistory, pair_counts: np.ndarray, pairs: np.ndarray | None = None) -> GroupCounts:
+        """From the counts of every pair, or of ``pairs`` only (indices into ``pair_keys``, every pair of
+        some relaxed keys): the segments of the other keys are then empty, those of these keys the same."""
         keep = pair_counts > 0
-        keys = hist.pair_keys[keep]
+        keys = (hist.pair_keys if pairs is None else hist.pair_keys[pairs])[keep]
         rk, val, cnt = keys // hist.num_values, keys % hist.num_values, pair_counts[keep]
         order = np.lexsort((val, -cnt, rk))
         return cls(val[order], cnt[order], np.searchsorted(rk[order], np.arange(hist.num_relaxed + 1)))
@@ -239,13 +241,20 @@ def build_parts(hist: TaskHistory, cache: HistoryCache, queries: QuerySet, pos: 
     cut_values = np.unique(cut)
     groups = []
     for cv in cut_values if counts else []:
-        pc = cache.pair_counts(hist, int(cv))
         sel = known & (cut[slot_owner] == cv)
-        slot_count[sel] = pc[pid[sel]]
-        groups.append(cache.per_cutoff("group_counts", hist, int(cv), partial(GroupCounts.build, hist, pc)))
+        used = np.unique(relaxed[cut == cv])
+        lo, hi = hist.pair_range(used)
+        if 2 * int((hi - lo).sum()) >= len(hist.pair_keys):  # most pairs: whole tables, shared with other batches
+            pc = cache.pair_counts(hist, int(cv))
+            slot_count[sel] = pc[pid[sel]]
+            groups.append(cache.per_cutoff("group_counts", hist, int(cv), partial(GroupCounts.build, hist, pc)))
+        else:  # the pairs of these queries' keys only: a few queries per cutoff cost what their keys hold, not the log
+            slot_count[sel] = hist.pair_counts(int(cv), pid[sel])
+            groups.append(GroupCounts(*cache.key_groups(hist, int(cv), used, partial(GroupCounts.build, hist))))
     if not counts:
         empty = np.zeros(hist.num_relaxed + 1, dtype=np.int64)
         groups = [GroupCounts(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), empty)] * len(cut_values)
+    # any bound above the counts of these queries' keys gives the same ranks (at_least(big) = 0 for them)
     big = max(int(g.counts.max(initial=0)) for g in groups) + 2
     seg_offsets = np.cumsum([0] + [len(g.values) for g in groups])
     ci = np.searchsorted(cut_values, cut)

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 
 from lamp.data.eventlog import EventLog
-from lamp.data.history import Postings, key_ranges, strictly_before
+from lamp.data.history import Postings, concat_ranges, key_ranges, strictly_before
 from lamp.data.queries import QuerySet
 from lamp.errors import ConfigError
 
@@ -46,9 +46,11 @@ class TaskHistory:
         """Time index of each query: events with ``slot < cutoff`` are strictly before it."""
         return strictly_before(self.times, query_times).astype(np.int64)
 
-    def pair_counts(self, cutoff: int) -> np.ndarray:
-        """Count of every (relaxed key, value) pair strictly before time index ``cutoff``."""
-        start, end = key_ranges(self.pair_comp, len(self.times), np.arange(len(self.pair_keys)), cutoff)
+    def pair_counts(self, cutoff: int, pairs: np.ndarray | None = None) -> np.ndarray:
+        """Count of every (relaxed key, value) pair (or of the ``pairs``, indices into ``pair_keys``)
+        strictly before time index ``cutoff``."""
+        ids = np.arange(len(self.pair_keys)) if pairs is None else pairs
+        start, end = key_ranges(self.pair_comp, len(self.times), ids, cutoff)
         return end - start
 
     def pair_range(self, relaxed_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,6 +125,7 @@ class HistoryCache:
         self._xi: dict[tuple[str, str, int], sparse.csr_matrix] = {}
         self._xi_dense: dict[tuple[str, str, int, int | None], np.ndarray] = {}
         self._other: dict[tuple[str, str, str, int], Any] = {}
+        self._segments: dict[tuple[str, str, int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -141,6 +144,7 @@ class HistoryCache:
             self._xi.clear()
             self._xi_dense.clear()
             self._other.clear()
+            self._segments.clear()
         if hist.num_values != queries.num_candidates:
             raise ConfigError(f"The queries have {queries.num_candidates} candidates but the history of "
                               f"{log.name!r} for task {queries.task!r} has {hist.num_values} values; build the "
@@ -159,6 +163,35 @@ class HistoryCache:
         key = (name, hist.task, hist.fingerprint, int(cutoff))
         value = self._other.get(key)
         return value if value is not None else self._remember(self._other, key, build(), limit=2 * self.max_cutoffs)
+
+    def key_groups(self, hist: TaskHistory, cutoff: int, keys: np.ndarray,
+                   build: Callable[[np.ndarray, np.ndarray], Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The sorted (value, count) segments of the relaxed ``keys`` (ascending) before ``cutoff``:
+        ``(values, counts, key_start)`` of a :class:`~lamp.tpp.sparse_ranks.GroupCounts` whose other keys are
+        empty. ``build(counts, pairs)`` makes the GroupCounts of the keys not seen yet; each key's segment is
+        kept for recent (cutoff, key)s, so the query batches that share a cutoff share the work."""
+        head = (hist.task, hist.fingerprint, int(cutoff))
+        missing = np.asarray([k for k in keys.tolist() if (*head, k) not in self._segments], dtype=np.int64)
+        if len(missing):
+            lo, hi = hist.pair_range(missing)
+            pairs = concat_ranges(lo, hi)[1]
+            fresh = build(hist.pair_counts(int(cutoff), pairs), pairs)
+            for k in missing.tolist():
+                a, b = fresh.key_start[k], fresh.key_start[k + 1]
+                self._remember(self._segments, (*head, k), (fresh.values[a:b], fresh.counts[a:b]), limit=4096)
+        parts = [self._segments.get((*head, k)) for k in keys.tolist()]
+        if any(p is None for p in parts):  # evicted by another thread meanwhile: build these keys in one go
+            lo, hi = hist.pair_range(keys)
+            pairs = concat_ranges(lo, hi)[1]
+            whole = build(hist.pair_counts(int(cutoff), pairs), pairs)
+            return whole.values, whole.counts, whole.key_start
+        sizes = np.zeros(hist.num_relaxed, dtype=np.int64)
+        sizes[keys] = [len(p[0]) for p in parts]  # type: ignore[index]
+        key_start = np.zeros(hist.num_relaxed + 1, dtype=np.int64)
+        np.cumsum(sizes, out=key_start[1:])
+        values = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)  # type: ignore[index]
+        counts = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)  # type: ignore[index]
+        return values, counts, key_start
 
     def xi_dense(self, hist: TaskHistory, cutoff: int, key_scale: np.ndarray | None = None) -> np.ndarray:
         """:meth:`xi_matrix` as a dense array, rows scaled by ``key_scale`` (the 2 most recent are kept)."""
