@@ -80,15 +80,16 @@ def mine_rules(log: EventLog, config: MiningConfig | None = None, *, index: Edge
     by_rel = np.argsort(idx.tri_rel, kind="stable")  # triples of each first relation, still by source
     rel_ptr = np.searchsorted(idx.tri_rel[by_rel], np.arange(R2 + 1))
     do1, do2 = 1 in cfg.lengths, 2 in cfg.lengths
+    n_jobs = cfg.n_jobs or os.cpu_count() or 1
+    body2 = _body2_counts(idx, R2, n_jobs) if do2 else np.zeros((R2, R2), np.int64)
 
     def slab(r1: int) -> tuple[np.ndarray, ...]:
         from lamp.rules._mine_kernels import mine_slab
 
         a_tris = by_rel[rel_ptr[r1]:rel_ptr[r1 + 1]]
-        body1, rule1, body2, rule2 = mine_slab(a_tris, R2, log.num_entities, window, do1, do2, max_len, *idx.arrays())
-        return _extract(r1, body1, rule1, body2, rule2, cfg)  # only the rules above the floors stay in memory
+        body1, rule1, rule2 = mine_slab(a_tris, R2, log.num_entities, window, do1, do2, max_len, *idx.arrays())
+        return _extract(r1, body1, rule1, body2[r1], rule2, cfg)  # only the rules above the floors stay in memory
 
-    n_jobs = cfg.n_jobs or os.cpu_count() or 1
     order = np.argsort(-np.diff(rel_ptr))  # heavy relations first balances the threads
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
         parts = list(progress_bar(pool.map(slab, order.tolist()), total=len(order), desc="mining rules", unit="relation"))
@@ -109,6 +110,23 @@ def mine_rules(log: EventLog, config: MiningConfig | None = None, *, index: Edge
                     b2[srt].astype(np.int32), supp[srt].astype(np.int64), body[srt].astype(np.int64), provenance)
     logger.info("mined %s rules from %s events in %.1f s", f"{len(rules):,}", f"{end:,}", provenance["mining_seconds"])
     return rules
+
+
+def _body2_counts(idx: EdgeIndex, n_rel2: int, n_jobs: int) -> np.ndarray:
+    """Length-2 body support ``[r1, r2]`` (:func:`lamp.rules._mine_kernels.body2_counts`), middle entities
+    split into chunks of about equal events, one thread each."""
+    from lamp.rules._mine_kernels import body2_counts
+
+    ev = np.zeros(idx.num_entities + 1, np.int64)
+    ev[1:] = np.cumsum(np.bincount(idx.tri_src, weights=np.diff(idx.tri_ptr), minlength=idx.num_entities))
+    cuts = np.unique(np.searchsorted(ev, np.linspace(0, ev[-1], 4 * n_jobs + 1)[1:-1]).clip(0, idx.num_entities))
+    bounds = [0, *cuts.tolist(), idx.num_entities]
+    chunks = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        parts = list(pool.map(lambda c: body2_counts(c[0], c[1], n_rel2, idx.tri_rel, idx.tri_dst, idx.tri_ptr,
+                                                     idx.times, idx.src_ptr, idx.pair_ptr, idx.pair_tri,
+                                                     idx.psrc_ptr), chunks))
+    return np.sum(parts, axis=0) if parts else np.zeros((n_rel2, n_rel2), np.int64)
 
 
 def _extract(r1: int, body1: int, rule1: np.ndarray, body2: np.ndarray, rule2: np.ndarray,
