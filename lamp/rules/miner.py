@@ -18,6 +18,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -83,16 +84,38 @@ def mine_rules(log: EventLog, config: MiningConfig | None = None, *, index: Edge
     n_jobs = cfg.n_jobs or os.cpu_count() or 1
     body2 = _body2_counts(idx, R2, n_jobs) if do2 else np.zeros((R2, R2), np.int64)
 
-    def slab(r1: int) -> tuple[np.ndarray, ...]:
+    def piece(task: tuple[int, int, int]) -> tuple[int, tuple[np.ndarray, ...]]:
         from lamp.rules._mine_kernels import mine_slab
 
-        a_tris = by_rel[rel_ptr[r1]:rel_ptr[r1 + 1]]
-        body1, rule1, rule2 = mine_slab(a_tris, R2, log.num_entities, window, do1, do2, max_len, *idx.arrays())
-        return _extract(r1, body1, rule1, body2[r1], rule2, cfg)  # only the rules above the floors stay in memory
+        r1, lo, hi = task
+        return r1, mine_slab(by_rel[lo:hi], R2, log.num_entities, window, do1, do2, max_len, *idx.arrays())
 
-    order = np.argsort(-np.diff(rel_ptr))  # heavy relations first balances the threads
+    # heavy relations first, each cut into pieces of at most `size` first atoms: one relation holding much
+    # of the log (ICEWS: "Make statement") no longer runs alone on one core while the others wait
+    order = np.argsort(-np.diff(rel_ptr))
+    size = max(1, int(rel_ptr[-1]) // (8 * n_jobs))
+    tasks = [(int(r1), lo, min(lo + size, int(rel_ptr[r1 + 1])))
+             for r1 in order.tolist() for lo in range(int(rel_ptr[r1]), int(rel_ptr[r1 + 1]), size)]
+    tasks += [(int(r1), 0, 0) for r1 in order.tolist() if rel_ptr[r1 + 1] == rel_ptr[r1]]
+    parts: list[tuple[np.ndarray, ...]] = []
+    sums: dict[int, list[Any]] = {}
+    left = {int(r1): 0 for r1 in order.tolist()}
+    for r1, _, _ in tasks:
+        left[r1] += 1
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        parts = list(progress_bar(pool.map(slab, order.tolist()), total=len(order), desc="mining rules", unit="relation"))
+        for r1, (body1, rule1, rule2) in progress_bar(pool.map(piece, tasks), total=len(tasks), desc="mining rules",
+                                                      unit="piece"):
+            acc = sums.get(r1)
+            if acc is None:
+                sums[r1] = [body1, rule1, rule2]
+            else:  # integer counts: the sum over pieces is the count over the relation
+                acc[0] += body1
+                acc[1] = acc[1] + rule1
+                acc[2] = acc[2] + rule2
+            left[r1] -= 1
+            if left[r1] == 0:  # only the rules above the floors stay in memory
+                b1_, r1_, r2_ = sums.pop(r1)
+                parts.append(_extract(r1, b1_, r1_, body2[r1], r2_, cfg))
     cols = [np.concatenate([p[c] for p in parts]) if parts else np.zeros(0, np.int64) for c in range(5)]
     head, b1, b2, supp, body = cols
     if cfg.max_length2_per_head is not None:
