@@ -273,6 +273,11 @@ def markdown(results: dict[str, Any], command: str) -> str:
                              f"{per_m} | {per_q} | {row['peak_gb']:.2f} |")
             if st.get("error"):
                 lines.append(f"| {s['label']} | {n:,} | **{st['stage']}: {st['error'][:160]}** | - | - | - | - | - |")
+    lines += ["", "Runs (git commit of lamp, start time, load average of the machine: other jobs shared its 2 cores, "
+              "so CPU seconds are the steadier figure):", ""]
+    for s in sizes:
+        for run in s.get("runs", []):
+            lines.append(f"- {s['label']}: {' '.join(run['stages'])} at {run['commit']}, {run['date']}, load {run['load']}")
     lines += ["", "Sanity (the fixed test sample, filtered MRR, average ties):", ""]
     for s in sizes:
         got = [f"{st['stage']} {st['test_metrics']['mrr']:.4f}" for st in s["stages"] if st.get("test_metrics")]
@@ -294,11 +299,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
                 series.setdefault(row["step"].split(" (")[0].replace(f"{results['queries']:,} ", ""), []).append(
                     (s["events"], row["wall_s"], row["peak_gb"]))
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13, 5.5))
-    for name, pts in sorted(series.items()):
+    colors = plt.get_cmap("tab20").colors
+    for k, (name, pts) in enumerate(sorted(series.items())):
         pts.sort()
         x = [p[0] for p in pts]
-        ax_t.loglog(x, [max(p[1], 1e-3) for p in pts], "o-", label=name)
-        ax_m.loglog(x, [p[2] for p in pts], "o-", label=name)
+        style = {"color": colors[k % 20], "marker": "osd^v<>"[k % 7], "ls": "-" if k < 7 else "--"}
+        ax_t.loglog(x, [max(p[1], 1e-3) for p in pts], label=name, **style)
+        ax_m.loglog(x, [p[2] for p in pts], label=name, **style)
     xs = sorted({s["events"] for s in results["sizes"].values()})
     if len(xs) > 1:
         ax_t.loglog(xs, [10 * x / xs[-1] for x in xs], "k:", label="linear (slope 1)")
@@ -321,6 +328,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per stage process")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lamp-scale"))
     parser.add_argument("--fresh", action="store_true", help="forget earlier results in scale.json")
+    parser.add_argument("--report", action="store_true", help="only rewrite scale.md and scale.png from scale.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -333,10 +341,11 @@ def main() -> int:
     store = RESULTS / "scale.json"
     results: dict[str, Any] = {} if args.fresh or not store.is_file() else json.loads(store.read_text())
     results.setdefault("sizes", {})
-    results.update(date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), threads=args.threads,
-                   mem_gb=args.mem_gb, queries=args.queries, seed=args.seed,
-                   load=" ".join(f"{v:.2f}" for v in os.getloadavg()))
-    for size in args.sizes:
+    if not args.report:
+        results.update(date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), threads=args.threads,
+                       mem_gb=args.mem_gb, queries=args.queries, seed=args.seed,
+                       load=" ".join(f"{v:.2f}" for v in os.getloadavg()))
+    for size in [] if args.report else args.sizes:
         n = parse_size(size)
         target = SOURCE if n is None else str(generate(n, args.workdir, args.seed))
         work = args.workdir / "runs" / (size if n is None else f"{n}-s{args.seed}")
@@ -344,6 +353,10 @@ def main() -> int:
         entry = results["sizes"].get(size) if not args.fresh else None
         entry = {"label": size, "events": n or 0, "stages": []} if entry is None else entry
         entry["stages"] = [st for st in entry["stages"] if st["stage"] not in args.stages]
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, check=False).stdout.strip()
+        entry.setdefault("runs", []).append({"stages": args.stages, "commit": commit, "date": results["date"],
+                                             "load": results["load"]})
         for stage in args.stages:
             print(f"== {size} {stage}", file=sys.stderr, flush=True)
             res = run_stage(stage, target, work, args)
@@ -357,7 +370,7 @@ def main() -> int:
     command = "LAMP_DATA_DIR=" + shlex.quote(os.environ["LAMP_DATA_DIR"]) + " python benchmarks/bench_scale.py " + \
         " ".join(shlex.quote(a) for a in sys.argv[1:])
     results.setdefault("commands", [])
-    if command not in results["commands"]:
+    if command not in results["commands"] and not args.report:
         results["commands"].append(command)
     store.write_text(json.dumps(results, indent=1))
     text = markdown(results, "\n".join(results["commands"]))

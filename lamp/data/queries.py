@@ -198,6 +198,12 @@ def make_queries(
     else:
         qkeys = pd.DataFrame({k: frame[v].to_numpy() for k, v in key_cols.items()})
         qkeys["t"] = frame["time"].to_numpy()
+        # a filter key holds its time, so only the events inside the split's time range can match: grouping the
+        # whole log for every split made the cost grow with the log, not with the split
+        t = full["t"].to_numpy()
+        inside = (t >= qkeys["t"].min()) & (t <= qkeys["t"].max()) if len(qkeys) else np.zeros(len(t), dtype=bool)
+        if not inside.all():
+            full, values = full[inside].reset_index(drop=True), np.asarray(values)[inside]
         ptr, ids = _csr(full, values, qkeys)
     return QuerySet(task, split, frame, n_cand, R, ptr, ids)
 
