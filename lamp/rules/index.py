@@ -35,6 +35,7 @@ class EdgeIndex:
     pair_ptr: np.ndarray  # int64 [P+1] slice of pair_tri
     pair_tri: np.ndarray  # int64 [T] triples of each pair, latest last-time first
     psrc_ptr: np.ndarray  # int64 [E+1] pairs of a source entity
+    start: int = 0  # the index holds log rows [start, end)
 
     @property
     def num_triples(self) -> int:
@@ -51,14 +52,15 @@ class EdgeIndex:
                 self.pair_dst, self.pair_ptr, self.pair_tri, self.psrc_ptr)
 
 
-def build_index(log: EventLog, end: int | None = None) -> EdgeIndex:
-    """Index log rows ``[0, end)`` (default: all rows). Rows must be time-sorted, as an EventLog is."""
-    end = len(log) if end is None else int(end)
+def build_index(log: EventLog, end: int | None = None, *, start: int = 0) -> EdgeIndex:
+    """Index log rows ``[start, end)`` (default: all rows). Rows must be time-sorted, as an EventLog is."""
+    end, first = len(log) if end is None else int(end), int(start)
     R, E = log.num_relations, log.num_entities
     e = log.edges(end)
     cols: tuple[np.ndarray, ...] = (e.src, e.rel, e.dst, e.time, e.row)
-    if (e.dst < 0).any():  # sequence data (object == -1) has no edges
-        cols = tuple(c[e.dst >= 0] for c in cols)
+    keep = (e.dst >= 0) & (e.row >= first)  # sequence data (object == -1) has no edges
+    if not keep.all():
+        cols = tuple(c[keep] for c in cols)
     src, rel, dst, tt, rr = cols
     del e, cols
     order = np.lexsort((rr, tt, dst, rel, src))
@@ -81,5 +83,5 @@ def build_index(log: EventLog, end: int | None = None) -> EdgeIndex:
     return EdgeIndex(
         E, R, end, tri_src, tri_rel, tri_dst, tri_ptr, tt, rr, src_ptr,
         tri_dst[porder][pstart], np.append(pstart, len(pk)).astype(np.int64), porder.astype(np.int64),
-        np.searchsorted(pair_src, np.arange(E + 1)).astype(np.int64),
+        np.searchsorted(pair_src, np.arange(E + 1)).astype(np.int64), first,
     )

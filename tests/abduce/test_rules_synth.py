@@ -114,6 +114,28 @@ def test_exact_counts_equal_brute_force(seed: int, window: float | None) -> None
     assert mined == brute_mine(log, window)
 
 
+@pytest.mark.parametrize("max_events", [1, 9, 25])
+def test_max_events_mines_the_latest_whole_time_steps(max_events: int) -> None:
+    """With ``max_events`` the counts are those of a log holding only the train events from the time step of
+    row ``end - max_events`` on (whole steps), counted by definition."""
+    log = random_log(4, n_events=120)
+    end = log.split_ends[0]
+    first_t = log.times[end - max_events]
+    first = int(np.searchsorted(log.times, first_t))
+    assert first <= end - max_events and (first == 0 or log.times[first - 1] < first_t)
+    kept = [(int(s), int(r), int(o), float(t)) for s, r, o, t in
+            zip(log.subjects, log.rels, log.objects, log.times, strict=True) if t >= first_t]
+    recent = make_log(kept, log.num_entities, [f"r{i}" for i in range(log.num_relations)],
+                      (log.times[end], log.times[log.split_ends[1]]))
+    rules = mine_rules(log, MiningConfig(min_support=1, min_confidence=0.0, max_length2_per_head=None,
+                                         max_events=max_events, n_jobs=2))
+    assert as_dict(rules) == brute_mine(recent)
+    assert rules.provenance["start_row"] == first and rules.provenance["end_row"] == end
+    whole = mine_rules(log, MiningConfig(min_support=1, min_confidence=0.0, max_length2_per_head=None,
+                                         max_events=end, n_jobs=2))
+    assert as_dict(whole) == brute_mine(log) and whole.provenance["start_row"] == 0
+
+
 def test_floors_and_length2_budget() -> None:
     log = random_log(3, n_events=120)
     full = mine_rules(log, ALL)
@@ -210,6 +232,8 @@ def test_bad_settings_raise_config_errors() -> None:
         MiningConfig(lengths=(3,))
     with pytest.raises(ConfigError, match="window must be positive"):
         MiningConfig(window=0)
+    with pytest.raises(ConfigError, match="max_events"):
+        MiningConfig(max_events=0)
     with pytest.raises(ConfigError, match="outside the log"):
         mine_rules(planted_log(), MiningConfig(end=10_000))
 
