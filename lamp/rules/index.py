@@ -68,11 +68,11 @@ def build_index(log: EventLog, end: int | None = None, *, start: int = 0) -> Edg
     key = (src * (2 * R) + rel) * E + dst
     new = np.ones(len(key), dtype=bool)
     new[1:] = key[1:] != key[:-1]
-    start = np.flatnonzero(new)
-    tri_ptr = np.append(start, len(key)).astype(np.int64)
-    tri_src, tri_rel, tri_dst = src[start], rel[start], dst[start]
+    heads = np.flatnonzero(new)
+    tri_ptr = np.append(heads, len(key)).astype(np.int64)
+    tri_src, tri_rel, tri_dst = src[heads], rel[heads], dst[heads]
     src_ptr = np.searchsorted(tri_src, np.arange(E + 1)).astype(np.int64)
-    last = tt[tri_ptr[1:] - 1] if len(start) else np.zeros(0)
+    last = tt[tri_ptr[1:] - 1] if len(heads) else np.zeros(0)
     pkey = tri_src * E + tri_dst
     porder = np.lexsort((-last, pkey))
     pk = pkey[porder]
