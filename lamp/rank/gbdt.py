@@ -43,6 +43,7 @@ class GBDTSettings:
     bagging_freq: int = 1
     lambda_l2: float = 10.0
     early_stopping: int = 50
+    refit: bool = True  # after the stop part has chosen the rounds and w, boost again on train + stop
     num_threads: int = 2
     seed: int = 0
 
@@ -119,6 +120,19 @@ class GBDTRanker:
                   "stop_map_first_best": [float(curve[0]), float(max(curve))] if curve else None}
         logger.info("lightgbm ranker: %d train / %d stop queries, best iteration %d, %.1f s", len(gt), len(gs),
                     report["best_iteration"], report["seconds"])
+        return report
+
+    def refit(self, x: np.ndarray, y: np.ndarray, rounds: int) -> dict[str, Any]:
+        """Boost ``rounds`` rounds afresh on ``x``/``y`` (train + stop parts), no early stopping: the final model
+        learns from every query once the held-out part has chosen the rounds and the combination weight."""
+        lgb = _lightgbm()
+        xa, ya, ga = _groups(x, y)
+        start = time.perf_counter()
+        data = lgb.Dataset(xa, ya, group=ga, feature_name=list(self.feature_names), free_raw_data=True)
+        self.booster = lgb.train(self._params(x.shape[1]), data, num_boost_round=max(1, int(rounds)))
+        report = {"refit_queries": int(len(ga)), "refit_rounds": int(rounds),
+                  "refit_seconds": time.perf_counter() - start}
+        logger.info("lightgbm ranker: refit on %d queries, %d rounds, %.1f s", len(ga), rounds, report["refit_seconds"])
         return report
 
     def score(self, x: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ class LightGBMSettings:
     bagging_freq: int = 1
     lambda_l2: float = 10.0
     early_stopping: int = 50  # boosting rounds without a better held-out MAP@M
+    refit: bool = True  # then boost again on every valid query, rounds scaled by the queries added
     num_threads: int = not_in_key(2)
 
 

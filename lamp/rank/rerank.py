@@ -373,6 +373,12 @@ def _fit_on_valid(log: EventLog, valid: CandidateTable, evidences: Sequence[Evid
         info.update(_evidence_control(log, valid, evidences, feats, stop, w, gold, is_true, seed + 1, scorer))
     stop_final = combine(stop_scores, base_stop, w)
     info.update(_stop_mean_ranks(base_stop, stop_final, gold[stop]))
+    if ranker == "lightgbm" and model.settings.refit and info.get("stop_queries"):
+        # the stop part has chosen the rounds and w (and measured the ranker above); the model that scores new
+        # queries then learns from every valid query, its rounds scaled by the queries added
+        both = np.concatenate([train, stop])
+        rounds = round(info["best_iteration"] * (info["train_queries"] + info["stop_queries"]) / info["train_queries"])
+        info.update(model.refit(feats.values[both], is_true[both].astype(np.float64), rounds))
     fitted = FittedRanker(ranker, model, w, feats.names, use_evidence)
     return _Fit(fitted, scorer, info, stop, stop_final, time.perf_counter() - began)
 

@@ -85,3 +85,15 @@ def test_bad_input_and_missing_library(fitted, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "lightgbm", None)
     with pytest.raises(MissingDependencyError, match="pip install lightgbm"):
         GBDTRanker().fit(x, y, x, y, ["a", "b", "c", "d"])
+
+
+def test_refit_boosts_the_given_rounds_on_every_query() -> None:
+    x, y = planted(1500)
+    ranker = GBDTRanker(n_estimators=80, num_threads=1, min_data_in_leaf=20)
+    ranker.fit(x[:600], y[:600], x[600:1000], y[600:1000], ["a", "b", "signal", "d"])
+    early = ranker.score(x[1000:])
+    report = ranker.refit(x[:1000], y[:1000], 40)
+    assert report["refit_queries"] == 850 and report["refit_rounds"] == 40  # the first 150 have no answer
+    assert ranker.booster.current_iteration() == 40 and not ranker.booster.best_iteration
+    refit = ranker.score(x[1000:])
+    assert not np.array_equal(refit, early) and accuracy(refit, y[1000:]) > 0.8  # chance is 1/6

@@ -84,6 +84,9 @@ def test_lightgbm_stage_learns_from_the_evidence_and_the_control_sees_it(synth: 
     assert info["evidence_control"].startswith("uses evidence"), info["evidence_control"]
     assert info["evidence_control_mrr_shuffled"] < info["evidence_control_mrr"] - 0.2
     assert info["train_used"] + info["stop_used"] == len(synth.table.queries)
+    # then refit on every valid query that has a true answer, rounds scaled by the queries added
+    assert info["refit_queries"] == info["train_queries"] + info["stop_queries"]
+    assert info["refit_rounds"] == round(info["best_iteration"] * info["refit_queries"] / info["train_queries"])
     assert sorted(out.order[0].tolist()) == list(range(5)) and out.tie_keys.shape == out.order.shape
     gold = synth.table.gold_position()
     assert (out.order[:, 0] == gold).mean() > 0.9
