@@ -352,12 +352,18 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         entry = results["sizes"].get(size) if not args.fresh else None
         entry = {"label": size, "events": n or 0, "stages": []} if entry is None else entry
-        entry["stages"] = [st for st in entry["stages"] if st["stage"] not in args.stages]
+        stages = list(args.stages)
+        samples = [work / f"{split}-q{args.queries}-s{args.seed}.parquet" for split in ("valid", "test")]
+        if "queries" not in stages and set(stages) & {"recurrency", "rules", "retrieval"} and \
+                not all(path.is_file() for path in samples):  # their query samples come from the queries stage
+            print(f"   {size}: no query samples in {work} yet: the queries stage runs first", file=sys.stderr)
+            stages = sorted({*stages, "queries"}, key=STAGES.index)
+        entry["stages"] = [st for st in entry["stages"] if st["stage"] not in stages]
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, check=False).stdout.strip()
-        entry.setdefault("runs", []).append({"stages": args.stages, "commit": commit, "date": results["date"],
+        entry.setdefault("runs", []).append({"stages": stages, "commit": commit, "date": results["date"],
                                              "load": results["load"]})
-        for stage in args.stages:
+        for stage in stages:
             print(f"== {size} {stage}", file=sys.stderr, flush=True)
             res = run_stage(stage, target, work, args)
             entry["events"] = res.get("events", entry["events"])
