@@ -180,7 +180,8 @@ def render(results: list[dict[str, Any]], command: str, started: str, loads: tup
            "Protocol: object task, both directions, test split, single-step (history = every event strictly before "
            "the query time), time-aware filtered MRR / Hits over the FULL candidate set, **average tie rule**; the "
            "ranker reorders the base top-M and the rest keep the base order. Models, M, the ranker and its "
-           "combination weight are chosen on valid (first 2/3 by time trains, last 1/3 early-stops and chooses); "
+           "combination weight are chosen on valid (first 2/3 by time trains, last 1/3 early-stops and chooses; "
+           "the LightGBM ranker is then boosted again on all of valid, its rounds scaled by the queries added); "
            "test is touched once. Paired bootstrap over timestamps (1000 replicates): difference in MRR and "
            "two-sided p-value. Evidence: the rules abducer (rule body events before the query time).", ""]
     for res in results:
@@ -285,7 +286,8 @@ def main() -> None:
     results = []
     for ds in args.datasets.split(","):
         results.append(run_dataset(ds, args))
-        text = render(results, "python benchmarks/" + " ".join(shlex.quote(a) for a in sys.argv), started,
+        text = render(results, "python benchmarks/" + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name,
+                                                                                          *sys.argv[1:]]), started,
                       (load_before, " ".join(f"{x:.1f}" for x in os.getloadavg())))
         args.out.write_text(text)
         (args.out.with_suffix(".json")).write_text(json.dumps(results, default=lambda o: getattr(o, "__dict__", str(o)),
