@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,20 @@ from lamp.serve.client import Client
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
 SANCTIONS = "Impose embargo, boycott, or sanctions"
+
+
+@contextmanager
+def server_threads() -> Iterator[None]:
+    """The torch thread count of ``serving()``'s server (1): float sums split over another number of threads may
+    differ in the last digits (seen on AMD EPYC: an energy of .19478001 vs .19478004), and the answers hold scores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +77,8 @@ def test_health_openapi_and_a_prediction_equal_to_the_library(server: str, bundl
     assert {"EventIn", "PredictRequest", "PredictResponse", "ErrorResponse"} <= set(spec["components"]["schemas"])
     assert SANCTIONS in client.request("GET", "/relations").body
     answer = client.predict("Barack Obama", SANCTIONS, "2014-12-01")
-    assert answer == Pipeline.load(bundle).predict("Barack Obama", SANCTIONS, "2014-12-01").to_dict()
+    with server_threads():
+        assert answer == Pipeline.load(bundle).predict("Barack Obama", SANCTIONS, "2014-12-01").to_dict()
     assert len(answer["candidates"]) == 5 and answer["ranking"] in ("ranked", "tied", "arbitrary")
     assert all(e["date"] < "2014-12-01" for c in answer["candidates"] for e in c["evidence"])
 
@@ -157,13 +173,14 @@ def test_predictions_during_observations_each_read_one_consistent_history(server
     # The same bundle in-process, fed the same days: what each history version answers.
     ref = Pipeline.load(bundle)
     expected: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for day in [None, *days]:
-        if day is not None:
-            ref.observe(day)
-        version = ref.history.version  # type: ignore[union-attr]
-        if version + start in seen_versions:
-            for q in queries:
-                expected[(q, version + start)] = ref.predict(*q).to_dict() | {"history_version": version + start}
+    with server_threads():
+        for day in [None, *days]:
+            if day is not None:
+                ref.observe(day)
+            version = ref.history.version  # type: ignore[union-attr]
+            if version + start in seen_versions:
+                for q in queries:
+                    expected[(q, version + start)] = ref.predict(*q).to_dict() | {"history_version": version + start}
     for q, answer in answers:
         assert answer == expected[(q, answer["history_version"])], (q, answer["history_version"])
     assert Client(server).health()["history_version"] == start + len(days)

@@ -86,7 +86,7 @@ def audit_base_model(build: Callable[[], BaseModel], log: EventLog, task: str, *
     ref = model.score(log, sel, top_m)
     logger.info("audit of %s (%s): %d queries at %d timestamps", model.name, task, len(sel),
                 len(np.unique(sel.frame["time"])))
-    rows = future_log_checks(model, log, sel, top_m, seed=seed, reference=ref)
+    rows = future_log_checks(model, log, sel, top_m, seed=seed)
     rows += query_set_checks(model, log, test, pos, top_m, seed=seed, n_alone=n_alone, tolerance=tolerance,
                              reference=ref)
     if training:
@@ -102,7 +102,7 @@ def audit_base_model(build: Callable[[], BaseModel], log: EventLog, task: str, *
         leak = FitLeak(model)
         leak.fit(log, sets["train"], sets["valid"])
         leak_ref = leak.score(log, sel, top_m)
-        rows += future_log_checks(leak, log, sel, top_m, subject=FitLeak.kind, seed=seed, reference=leak_ref)
+        rows += future_log_checks(leak, log, sel, top_m, subject=FitLeak.kind, seed=seed)
         rows += training_checks(lambda: FitLeak(model), leak_ref, log, sel, top_m, directions=directions,
                                 subject=FitLeak.kind, seed=seed)
     return verdict(rows, len(sel), len(np.unique(sel.frame["time"])), float(np.mean(1.0 / ref.gold_rank_filtered)))
