@@ -87,6 +87,11 @@ def _load(target: str) -> Any:
     return load_dataset(target, time_spec=None if target == SOURCE else get_spec(SOURCE).time_spec, download=False)
 
 
+def _sample_path(work: Path, split: str, n_queries: int, seed: int) -> Path:
+    """Where the queries stage leaves the seeded query sample of ``split`` (the later stages read it)."""
+    return work / f"{split}-q{n_queries}-s{seed}"
+
+
 def _save_queries(qs: Any, path: Path) -> None:
     import numpy as np
 
@@ -136,11 +141,11 @@ def child(stage: str, target: str, work: Path, n_queries: int, seed: int) -> dic
             with mem.step(rows, f"queries: all {split} (both directions, filters)", "event") as row:
                 qs = make_queries(log, "object", split, directions="both")
                 row["queries"] = len(qs)
-            _save_queries(qs.sample(n_queries, seed=seed), work / f"{split}-q{n_queries}-s{seed}")
+            _save_queries(qs.sample(n_queries, seed=seed), _sample_path(work, split, n_queries, seed))
             del qs
         return out
-    valid = _read_queries(work / f"valid-q{n_queries}-s{seed}", "object", "valid")
-    test = _read_queries(work / f"test-q{n_queries}-s{seed}", "object", "test")
+    valid = _read_queries(_sample_path(work, "valid", n_queries, seed), "object", "valid")
+    test = _read_queries(_sample_path(work, "test", n_queries, seed), "object", "test")
     from lamp.rules import rank_metrics
 
     if stage == "recurrency":
@@ -353,7 +358,7 @@ def main() -> int:
         entry = results["sizes"].get(size) if not args.fresh else None
         entry = {"label": size, "events": n or 0, "stages": []} if entry is None else entry
         stages = list(args.stages)
-        samples = [work / f"{split}-q{args.queries}-s{args.seed}.parquet" for split in ("valid", "test")]
+        samples = [_sample_path(work, split, args.queries, args.seed).with_suffix(".parquet") for split in ("valid", "test")]
         if "queries" not in stages and set(stages) & {"recurrency", "rules", "retrieval"} and \
                 not all(path.is_file() for path in samples):  # their query samples come from the queries stage
             print(f"   {size}: no query samples in {work} yet: the queries stage runs first", file=sys.stderr)

@@ -27,16 +27,17 @@ from lamp.serve.client import Client
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
 SANCTIONS = "Impose embargo, boycott, or sanctions"
+SERVER_THREADS = 1  # the server's torch threads; the library's answers are computed with as many
 
 
 @contextmanager
 def server_threads() -> Iterator[None]:
-    """The torch thread count of ``serving()``'s server (1): float sums split over another number of threads may
-    differ in the last digits (seen on AMD EPYC: an energy of .19478001 vs .19478004), and the answers hold scores."""
+    """Torch set to the server's thread count: float sums split over another number of threads may differ in
+    the last digits (seen on AMD EPYC: an energy of .19478001 vs .19478004), and the answers hold scores."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(SERVER_THREADS)
     try:
         yield
     finally:
@@ -51,7 +52,7 @@ def bundle(icews14_bundle: Path) -> Path:
 @pytest.fixture(scope="module")
 def server(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("serve-log") / "server.log"
-    with serving(bundle, log_path=log) as url:
+    with serving(bundle, threads=SERVER_THREADS, log_path=log) as url:
         yield url
     text = log.read_text(errors="replace")
     assert "Traceback" not in text and " 500 " not in text, text[-3000:]
